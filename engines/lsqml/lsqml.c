@@ -1,0 +1,273 @@
+/* LSQML: least-squares maximum-likelihood ptychography (Odstrcil, Menzel and
+ * Guizar-Sicairos, Opt. Express 26, 3108 (2018)).
+ *
+ * Per minibatch of positions j with probe modes k:
+ *   psi_jk = P_k(shifted by f_j) O_j,  Psi_jk = F psi_jk
+ *   chi_jk = F^-1 (Psi'_jk - Psi_jk), Psi' from the noise model (Gaussian: modulus
+ *            projection; Poisson: a Newton-optimised step along the likelihood gradient)
+ *   dO = sum_j sum_k conj(P_jk) chi_jk / (sum_j |P_j|^2 + delta_O)     (scattered)
+ *   dP = sum_j S_{-f_j}(conj(O_j) chi_jk) / (sum_j |O_j|^2 + delta_P)
+ *   per position j: the steps (aO_j, aP_j) minimising ||chi_j - aO dO_j P_j - aP O_j dP||^2
+ *   O += sum_j aO_j sum_k conj(P_jk) chi_jk / (sum_j |P_j|^2 + delta_O)
+ *   P += mean_j(aP_j) dP
+ * delta = damping * max(illumination). After each iteration the probe modes are
+ * orthogonalised. In the step-size system dP is used unshifted: a sub-pixel shift barely
+ * changes those inner products, and it saves two FFTs per position and mode. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_impl.h"
+#include "pt_try.h"
+#include "rng.h"
+
+typedef struct lsqml {
+  ptyc_model *model;
+  ptyc_backend *be;
+  ptyc_options opts;
+  ptyc_scan scan;
+  int batch_max;          /* largest minibatch */
+  int n_batches;
+  int32_t *order_host;    /* [N] this iteration's order */
+  int32_t *compact_order; /* [N] spatially sorted order (compact minibatches) */
+  ptyc_fft *plan_probe;   /* K transforms */
+  ptyc_fft *plan_big;     /* batch_max * K transforms */
+  ptyc_fft *plan_small;   /* (batch_max - 1) * K transforms, when batches differ in size */
+  ptyc_buf order, probe_spectrum, probes, waves, g, cost, loss, alpha;
+  ptyc_buf obj_num, obj_den, dobject, probe_num, probe_den, dprobe;
+} lsqml;
+
+/* Minibatch b of n_batches over N positions: sizes differ by at most one. */
+static void batch_range(int n_positions, int n_batches, int b, int *first, int *n) {
+  int base = n_positions / n_batches, extra = n_positions % n_batches;
+  *first = b * base + (b < extra ? b : extra);
+  *n = base + (b < extra ? 1 : 0);
+}
+
+static size_t image_bytes(const ptyc_model *m) { return (size_t)m->m * m->m * sizeof(ptyc_c32); }
+
+static size_t lsqml_plan_bytes(const ptyc_model *m, int batch) {
+  size_t modes = image_bytes(m) * m->n_modes;
+  size_t obj = (size_t)m->obj_h * m->obj_w;
+  return 3 * modes * batch                         /* probes, waves, g */
+         + 3 * modes                               /* probe spectrum, numerator, dprobe */
+         + (size_t)m->m * m->m * sizeof(float)     /* probe_den */
+         + obj * (2 * sizeof(ptyc_c32) + sizeof(float)) /* obj_num, dobject, obj_den */
+         + (size_t)batch * (2 * sizeof(float) + sizeof(double)) + sizeof(double) +
+         (size_t)m->n_positions * sizeof(int32_t);
+}
+
+typedef struct keyed {
+  double key;
+  int32_t index;
+} keyed;
+
+static int cmp_keyed(const void *a, const void *b) {
+  double d = ((const keyed *)a)->key - ((const keyed *)b)->key;
+  return (d > 0) - (d < 0);
+}
+
+/* Spatially compact minibatches: positions sorted into horizontal strips (one per
+ * sqrt(n_batches)), serpentine within strips; consecutive runs form the batches. */
+static ptyc_status compact_order(const ptyc_model *m, int n_batches, int32_t *order) {
+  int n = m->n_positions, strips = (int)ceil(sqrt((double)n_batches));
+  keyed *items = malloc(sizeof(keyed) * n);
+  if (items == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory sorting positions");
+  for (int j = 0; j < n; j++) items[j] = (keyed){m->positions_host[2 * j], j};
+  qsort(items, n, sizeof *items, cmp_keyed);
+  for (int s = 0; s < strips; s++) {
+    int first = (int)((long)n * s / strips), last = (int)((long)n * (s + 1) / strips);
+    for (int i = first; i < last; i++)
+      items[i].key = (s % 2 ? -1.0 : 1.0) * m->positions_host[2 * items[i].index + 1];
+    qsort(items + first, last - first, sizeof *items, cmp_keyed);
+  }
+  for (int j = 0; j < n; j++) order[j] = items[j].index;
+  free(items);
+  return PTYC_OK;
+}
+
+static void lsqml_free(void *state) {
+  lsqml *s = state;
+  if (s == NULL) return;
+  ptyc_backend *be = s->be;
+  ptyc_buf *bufs[] = {&s->order,   &s->probe_spectrum, &s->probes,    &s->waves,
+                      &s->g,       &s->cost,           &s->loss,      &s->alpha,
+                      &s->obj_num, &s->obj_den,        &s->dobject,   &s->probe_num,
+                      &s->probe_den, &s->dprobe};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ptyc_buf_free(be, bufs[i]);
+  ptyc_fft_free(be, s->plan_probe);
+  ptyc_fft_free(be, s->plan_big);
+  ptyc_fft_free(be, s->plan_small);
+  free(s->order_host);
+  free(s->compact_order);
+  free(s);
+}
+
+static ptyc_status lsqml_init(ptyc_model *model, const ptyc_options *opts, void **state) {
+  lsqml *s = calloc(1, sizeof *s);
+  if (s == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory creating the lsqml engine");
+  ptyc_status st = PTYC_OK;
+  ptyc_backend *be = model->be;
+  s->model = model;
+  s->be = be;
+  s->opts = *opts;
+  int n = model->n_positions, k_modes = model->n_modes;
+  int batch = opts->reconstructor.batch_size;
+  if (batch <= 0 || batch > n) batch = n;
+  s->n_batches = (n + batch - 1) / batch;
+  s->batch_max = (n + s->n_batches - 1) / s->n_batches;
+
+  size_t modes = image_bytes(model) * k_modes, obj = (size_t)model->obj_h * model->obj_w;
+  s->order_host = malloc(sizeof(int32_t) * n);
+  s->compact_order = malloc(sizeof(int32_t) * n);
+  if (!s->order_host || !s->compact_order) PT_FAIL(PTYC_E_NOMEM, "out of memory (lsqml order)");
+  PT_CHECK(compact_order(model, s->n_batches, s->compact_order));
+
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(int32_t) * n, &s->order));
+  PT_CHECK(ptyc_buf_alloc(be, modes, &s->probe_spectrum));
+  PT_CHECK(ptyc_buf_alloc(be, modes * s->batch_max, &s->probes));
+  PT_CHECK(ptyc_buf_alloc(be, modes * s->batch_max, &s->waves));
+  PT_CHECK(ptyc_buf_alloc(be, modes * s->batch_max, &s->g));
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(double) * s->batch_max, &s->cost));
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(double), &s->loss));
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(float) * 2 * s->batch_max, &s->alpha));
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * obj, &s->obj_num));
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(float) * obj, &s->obj_den));
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * obj, &s->dobject));
+  PT_CHECK(ptyc_buf_alloc(be, modes, &s->probe_num));
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(float) * model->m * model->m, &s->probe_den));
+  PT_CHECK(ptyc_buf_alloc(be, modes, &s->dprobe));
+  PT_CHECK(ptyc_buf_zero(be, s->dobject, 0, s->dobject.nbytes));
+  PT_CHECK(ptyc_buf_zero(be, s->dprobe, 0, s->dprobe.nbytes));
+
+  PT_CHECK(ptyc_fft_plan(be, model->m, k_modes, &s->plan_probe));
+  PT_CHECK(ptyc_fft_plan(be, model->m, k_modes * s->batch_max, &s->plan_big));
+  if (n % s->n_batches != 0)
+    PT_CHECK(ptyc_fft_plan(be, model->m, k_modes * (s->batch_max - 1), &s->plan_small));
+
+  s->scan = (ptyc_scan){.m = model->m, .n_modes = k_modes, .obj_h = model->obj_h,
+                        .obj_w = model->obj_w, .positions = model->positions,
+                        .order = s->order, .n_positions = n};
+  *state = s;
+  return PTYC_OK;
+fail:
+  lsqml_free(s);
+  return st;
+}
+
+/* This iteration's order: a fresh permutation (random batches), or the compact batches
+ * in a fresh order of batches. Same seed and iteration, same order, on any machine. */
+static void make_order(lsqml *s, int iteration) {
+  int n = s->model->n_positions;
+  uint64_t key = s->opts.reconstructor.seed;
+  if (s->opts.reconstructor.batch_order == PTYC_BATCH_RANDOM) {
+    for (int j = 0; j < n; j++) s->order_host[j] = j;
+    pt_rng_shuffle_i32(key, (uint64_t)iteration, s->order_host, n);
+    return;
+  }
+  int32_t batches[4096];
+  int nb = s->n_batches < 4096 ? s->n_batches : 4096;
+  for (int b = 0; b < nb; b++) batches[b] = b;
+  pt_rng_shuffle_i32(key, (uint64_t)iteration, batches, nb);
+  int at = 0;
+  for (int i = 0; i < nb; i++) {
+    int first, count;
+    batch_range(n, s->n_batches, batches[i], &first, &count);
+    memcpy(s->order_host + at, s->compact_order + first, sizeof(int32_t) * count);
+    at += count;
+  }
+}
+
+static ptyc_status lsqml_batch(lsqml *s, int first, int n) {
+  ptyc_backend *be = s->be;
+  ptyc_model *m = s->model;
+  const ptyc_scan *scan = &s->scan;
+  const ptyc_lsqml_options *lo = &s->opts.lsqml;
+  int object_on = s->opts.object.optimizable, probe_on = s->opts.probe.optimizable;
+  ptyc_fft *plan = n == s->batch_max ? s->plan_big : s->plan_small;
+  size_t modes_count = (size_t)m->n_modes * m->m * m->m;
+  size_t obj_count = (size_t)m->obj_h * m->obj_w;
+  float inv_pixels = 1.f / (float)(m->m * m->m);
+
+  /* Shifted probes, exit waves, Fourier projection, chi. */
+  PT_TRY(ptyc_buf_copy(be, s->probe_spectrum, 0, m->probe, 0, m->probe.nbytes));
+  PT_TRY(ptyc_fft_exec(be, s->plan_probe, s->probe_spectrum, 0));
+  PT_TRY(ptyc_op_shift_spectrum(be, scan, first, n, s->probe_spectrum, inv_pixels, s->probes));
+  PT_TRY(ptyc_fft_exec(be, plan, s->probes, 1));
+  PT_TRY(ptyc_op_exit_waves(be, scan, first, n, m->object, s->probes, s->waves));
+  PT_TRY(ptyc_fft_exec(be, plan, s->waves, 0));
+  PT_TRY(ptyc_op_fourier_residual(be, scan, first, n, lo->noise_model, m->patterns, m->mask,
+                                  s->waves, s->cost));
+  PT_TRY(ptyc_op_sum(be, s->cost, (size_t)n, s->loss, 1));
+  PT_TRY(ptyc_fft_exec(be, plan, s->waves, 1)); /* waves now hold chi */
+  if (!object_on && !probe_on) return PTYC_OK;
+
+  /* Update directions. */
+  if (object_on) {
+    PT_TRY(ptyc_buf_zero(be, s->obj_num, 0, s->obj_num.nbytes));
+    PT_TRY(ptyc_buf_zero(be, s->obj_den, 0, s->obj_den.nbytes));
+    PT_TRY(ptyc_op_object_gradient(be, scan, first, n, s->probes, s->waves, (ptyc_buf){0},
+                                   s->obj_num, s->obj_den));
+    PT_TRY(ptyc_op_precondition(be, s->obj_num, obj_count, s->obj_den, obj_count,
+                                lo->object_damping, 0.f, s->dobject));
+  }
+  if (probe_on) {
+    PT_TRY(ptyc_buf_zero(be, s->probe_num, 0, s->probe_num.nbytes));
+    PT_TRY(ptyc_buf_zero(be, s->probe_den, 0, s->probe_den.nbytes));
+    PT_TRY(ptyc_op_probe_gradient(be, scan, first, n, m->object, s->waves, s->g, s->probe_den));
+    PT_TRY(ptyc_fft_exec(be, plan, s->g, 0));
+    PT_TRY(ptyc_op_unshift_accumulate(be, scan, first, n, s->g, inv_pixels, s->probe_num));
+    PT_TRY(ptyc_fft_exec(be, s->plan_probe, s->probe_num, 1));
+    PT_TRY(ptyc_op_precondition(be, s->probe_num, modes_count, s->probe_den,
+                                (size_t)m->m * m->m, lo->probe_damping, 0.f, s->dprobe));
+  }
+
+  /* Per-position steps, then the updates. */
+  PT_TRY(ptyc_op_lsqml_steps(be, scan, first, n, m->object, s->dobject, s->probes, s->dprobe,
+                             s->waves, lo->step_regularization, lo->max_step, object_on,
+                             probe_on, s->alpha));
+  if (object_on) {
+    ptyc_buf alpha_object = {s->alpha.ptr, sizeof(float) * n};
+    PT_TRY(ptyc_buf_zero(be, s->obj_num, 0, s->obj_num.nbytes));
+    PT_TRY(ptyc_op_object_gradient(be, scan, first, n, s->probes, s->waves, alpha_object,
+                                   s->obj_num, (ptyc_buf){0}));
+    PT_TRY(ptyc_op_precondition(be, s->obj_num, obj_count, s->obj_den, obj_count,
+                                lo->object_damping, 1.f, m->object));
+  }
+  if (probe_on) {
+    ptyc_buf alpha_probe = {(float *)s->alpha.ptr + n, sizeof(float) * n};
+    PT_TRY(ptyc_op_axpy_mean(be, alpha_probe, n, s->dprobe, modes_count, m->probe));
+  }
+  return PTYC_OK;
+}
+
+static ptyc_status lsqml_step(void *state, int iteration, double *loss) {
+  lsqml *s = state;
+  ptyc_model *m = s->model;
+  make_order(s, iteration);
+  PT_TRY(ptyc_buf_upload(s->be, s->order, 0, s->order_host, s->order.nbytes));
+  PT_TRY(ptyc_buf_zero(s->be, s->loss, 0, sizeof(double)));
+  for (int b = 0; b < s->n_batches; b++) {
+    int first, n;
+    batch_range(m->n_positions, s->n_batches, b, &first, &n);
+    PT_TRY(lsqml_batch(s, first, n));
+  }
+  if (s->opts.probe.optimizable && s->opts.probe.orthogonalize && m->n_modes > 1)
+    PT_TRY(ptyc_op_orthogonalize_modes(s->be, m->probe, m->n_modes, m->m));
+  double total = 0.0;
+  PT_TRY(ptyc_buf_download(s->be, &total, s->loss, 0, sizeof total));
+  *loss = total / ((double)m->n_positions * m->m * m->m);
+  if (!isfinite(*loss))
+    return ptyc_fail(PTYC_E_NUMERIC, "the cost became %g at iteration %d: the reconstruction "
+                                     "diverged (check the data, or lower lsqml.max_step)",
+                     *loss, iteration + 1);
+  return PTYC_OK;
+}
+
+const pt_engine_vtable pt_lsqml_engine = {
+    .name = "lsqml",
+    .plan_bytes = lsqml_plan_bytes,
+    .init = lsqml_init,
+    .step = lsqml_step,
+    .free = lsqml_free,
+};

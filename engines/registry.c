@@ -1,0 +1,67 @@
+/* The table of engines. Adding an engine: its folder, and one line here. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_impl.h"
+#include "pt_try.h"
+
+static const pt_engine_vtable *const engines[] = {
+    &pt_lsqml_engine,
+};
+#define N_ENGINES (sizeof engines / sizeof engines[0])
+
+struct ptyc_engine {
+  const pt_engine_vtable *vt;
+  void *state;
+};
+
+static const pt_engine_vtable *find(const char *name) {
+  for (size_t i = 0; i < N_ENGINES; i++)
+    if (strcmp(engines[i]->name, name) == 0) return engines[i];
+  return NULL;
+}
+
+static ptyc_status unknown(const char *name) {
+  return ptyc_fail(PTYC_E_CONFIG, "reconstructor.engine: no engine named \"%s\" in this build "
+                                  "(available: lsqml)", name);
+}
+
+const char *const *ptyc_engine_names(void) {
+  static const char *const names[N_ENGINES + 1] = {"lsqml", NULL};
+  return names;
+}
+
+ptyc_status ptyc_engine_plan_bytes(const char *name, const ptyc_model *model, int batch_size,
+                                   size_t *nbytes) {
+  const pt_engine_vtable *vt = find(name);
+  if (vt == NULL) return unknown(name);
+  if (batch_size <= 0 || batch_size > model->n_positions) batch_size = model->n_positions;
+  *nbytes = vt->plan_bytes(model, batch_size);
+  return PTYC_OK;
+}
+
+ptyc_status ptyc_engine_create(ptyc_model *model, const ptyc_options *opts, ptyc_engine **out) {
+  *out = NULL;
+  const pt_engine_vtable *vt = find(opts->reconstructor.engine);
+  if (vt == NULL) return unknown(opts->reconstructor.engine);
+  ptyc_engine *e = calloc(1, sizeof *e);
+  if (e == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory creating an engine");
+  e->vt = vt;
+  ptyc_status st = vt->init(model, opts, &e->state);
+  if (st != PTYC_OK) {
+    free(e);
+    return st;
+  }
+  *out = e;
+  return PTYC_OK;
+}
+
+ptyc_status ptyc_engine_step(ptyc_engine *engine, int iteration, double *loss) {
+  return engine->vt->step(engine->state, iteration, loss);
+}
+
+void ptyc_engine_free(ptyc_engine *engine) {
+  if (engine == NULL) return;
+  engine->vt->free(engine->state);
+  free(engine);
+}

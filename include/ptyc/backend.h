@@ -1,0 +1,182 @@
+/* The backend: device memory, batched FFTs and the numerical ops the engines need.
+ *
+ * One interface for every device kind; `cpu` (FFTW + OpenMP) is the reference and
+ * `cuda` is tested against it op by op. Engines see only this header.
+ *
+ * All ops are asynchronous on devices that can be: they are queued in order on the
+ * backend's one stream. Only ptyc_buf_download() and ptyc_backend_sync() wait.
+ *
+ * Batch notation used by the op descriptions below. An op works on `n` scan positions
+ * of the current order: for b in 0..n-1, j = order[first + b] is the position index,
+ * (py, px) = positions[j], y0 = floor(py), x0 = floor(px), fy = py - y0, fx = px - x0.
+ * O_b is the object patch O[y0 : y0+M, x0 : x0+M]; callers guarantee it lies inside
+ * the object (the model checks this once). Arrays named [n][K][M][M] hold one M x M
+ * image per batch entry and probe mode. Complex buffers are ptyc_c32. */
+#ifndef PTYC_BACKEND_H
+#define PTYC_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ptyc/options.h"
+#include "ptyc/status.h"
+#include "ptyc/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ptyc_backend ptyc_backend;
+typedef struct ptyc_fft ptyc_fft;
+
+/* A block of backend memory (device memory on a GPU). `ptr` is NOT host-readable on
+ * devices; read it with ptyc_buf_download. A zero buffer {NULL, 0} means "none". */
+typedef struct ptyc_buf {
+  void *ptr;
+  size_t nbytes;
+} ptyc_buf;
+
+/* The scan geometry shared by the batch ops. */
+typedef struct ptyc_scan {
+  int m;           /* probe window / pattern size M */
+  int n_modes;     /* probe modes K */
+  int obj_h, obj_w;
+  ptyc_buf positions; /* double [N][2] (y, x) top-left, object pixels */
+  ptyc_buf order;     /* int32 [N]: this iteration's order of positions */
+  int n_positions;    /* N */
+} ptyc_scan;
+
+/* ---- lifetime and devices ---------------------------------------------------------- */
+
+typedef struct ptyc_device_info {
+  char name[128];          /* e.g. "NVIDIA H100 80GB HBM3" or the CPU model */
+  size_t memory_total;     /* bytes */
+  size_t memory_free;      /* bytes */
+  int compute_major, compute_minor; /* CUDA compute capability; 0 for the CPU */
+  int threads;             /* CPU threads the backend uses */
+} ptyc_device_info;
+
+/* Creates a backend of `kind` (CPU or CUDA; never AUTO: the caller resolves it).
+ * `device_index` picks among visible GPUs; `threads` (0 = default) sets CPU threads. */
+ptyc_status ptyc_backend_create(ptyc_device_kind kind, int device_index, int threads,
+                                ptyc_backend **out);
+void ptyc_backend_free(ptyc_backend *be);
+const char *ptyc_backend_name(const ptyc_backend *be); /* "cpu" or "cuda" */
+ptyc_status ptyc_backend_device_info(ptyc_backend *be, ptyc_device_info *info);
+/* Bytes currently allocated through this backend and the peak since creation. */
+size_t ptyc_backend_bytes_in_use(const ptyc_backend *be);
+size_t ptyc_backend_peak_bytes(const ptyc_backend *be);
+ptyc_status ptyc_backend_sync(ptyc_backend *be);
+
+/* Whether a usable CUDA device is visible. On 0, `why` says why not (no CUDA in this
+ * build, CUDA_VISIBLE_DEVICES empty, driver too old, no device). */
+int ptyc_cuda_usable(char *why, size_t why_size);
+/* Number of visible CUDA devices (0 without CUDA) and their descriptions. */
+int ptyc_cuda_device_count(void);
+ptyc_status ptyc_cuda_device_info(int index, ptyc_device_info *info);
+
+/* ---- memory --------------------------------------------------------------------------- */
+
+ptyc_status ptyc_buf_alloc(ptyc_backend *be, size_t nbytes, ptyc_buf *out);
+void ptyc_buf_free(ptyc_backend *be, ptyc_buf *buf); /* NULL-safe; resets *buf */
+ptyc_status ptyc_buf_upload(ptyc_backend *be, ptyc_buf dst, size_t dst_offset,
+                            const void *src, size_t nbytes);
+/* Waits for queued work, then copies to the host. */
+ptyc_status ptyc_buf_download(ptyc_backend *be, void *dst, ptyc_buf src, size_t src_offset,
+                              size_t nbytes);
+ptyc_status ptyc_buf_zero(ptyc_backend *be, ptyc_buf dst, size_t offset, size_t nbytes);
+ptyc_status ptyc_buf_copy(ptyc_backend *be, ptyc_buf dst, size_t dst_offset, ptyc_buf src,
+                          size_t src_offset, size_t nbytes);
+
+/* ---- FFT -------------------------------------------------------------------------------- */
+
+/* Plans `count` unnormalised 2-D transforms of M x M complex images stored one after
+ * the other. Plans are made once, before the iterations. */
+ptyc_status ptyc_fft_plan(ptyc_backend *be, int m, int count, ptyc_fft **out);
+/* In place on the first `count` images of `data`: forward (sign -1) if !inverse,
+ * else the inverse WITHOUT the 1/M^2 factor. */
+ptyc_status ptyc_fft_exec(ptyc_backend *be, ptyc_fft *plan, ptyc_buf data, int inverse);
+void ptyc_fft_free(ptyc_backend *be, ptyc_fft *plan);
+
+/* ---- element-wise and reductions ----------------------------------------------------- */
+
+/* x[i] *= s for the first `count` complex values. */
+ptyc_status ptyc_op_scale(ptyc_backend *be, ptyc_buf x, size_t count, float s);
+/* out[0] (double) = sum |x[i]|^2 over `count` complex values, or += if accumulate. */
+ptyc_status ptyc_op_norm2(ptyc_backend *be, ptyc_buf x, size_t count, ptyc_buf out,
+                          int accumulate);
+/* out[0] (double) = sum x[i] over `count` doubles, or += if accumulate. */
+ptyc_status ptyc_op_sum(ptyc_backend *be, ptyc_buf x, size_t count, ptyc_buf out,
+                        int accumulate);
+/* y[i] += mean(weights[0..n_weights)) * x[i] for `count` complex values; weights are
+ * float on the backend, so no host round trip is needed. */
+ptyc_status ptyc_op_axpy_mean(ptyc_backend *be, ptyc_buf weights, int n_weights, ptyc_buf x,
+                              size_t count, ptyc_buf y);
+/* Preconditioned update: target[i] = beta * target[i] + num[i] / (den[i % den_count] +
+ * damping * max(den)), for `count` complex values (count % den_count == 0). */
+ptyc_status ptyc_op_precondition(ptyc_backend *be, ptyc_buf num, size_t count, ptyc_buf den,
+                                 size_t den_count, double damping, float beta,
+                                 ptyc_buf target);
+
+/* ---- forward model ------------------------------------------------------------------- */
+
+/* out[b][k][u][v] = scale * spectrum[k][u][v] * exp(-2 pi i (fu(u) fy + fv(v) fx) / M)
+ * with fu, fv = pt_freq_index. With spectrum = F{P} and scale = 1/M^2, an inverse FFT of
+ * `out` gives every probe mode shifted by the sub-pixel fraction of each position. */
+ptyc_status ptyc_op_shift_spectrum(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                   ptyc_buf spectrum, float scale, ptyc_buf out);
+/* The adjoint, summed over the batch:
+ * acc[k][u][v] += scale * sum_b spectra[b][k][u][v] * exp(+2 pi i (fu fy + fv fx) / M). */
+ptyc_status ptyc_op_unshift_accumulate(ptyc_backend *be, const ptyc_scan *scan, int first,
+                                       int n, ptyc_buf spectra, float scale, ptyc_buf acc);
+/* psi[b][k] = probes[b][k] * O_b (element-wise). */
+ptyc_status ptyc_op_exit_waves(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                               ptyc_buf object, ptyc_buf probes, ptyc_buf psi);
+
+/* Fourier-space projection. In: waves[b][k] = Psi = F{psi}. Out: waves[b][k] =
+ * (Psi' - Psi) / M^2, so that an inverse FFT gives the real-space exit-wave update chi.
+ * d = patterns[j] (intensities, FFT layout), I = sum_k |Psi_k|^2, mask (float [M][M],
+ * 1 valid / 0 invalid, or {NULL}) removes pixels: their update is 0 and they add no cost.
+ *  gaussian: Psi' = Psi sqrt(d) / sqrt(I + eps); cost_b = sum (sqrt(I) - sqrt(d))^2
+ *  poisson:  Psi' = Psi (1 + x_b r), r = d / (I + eps) - 1, x_b in [0, 1] minimising the
+ *            negative log-likelihood sum I' - d log I' (3 Newton steps from 0.5);
+ *            cost_b = sum I - d + d log(d / I) (the deviance, >= 0).
+ * The element math (epsilons, Newton steps) is shared host/device code in
+ * src/backend/fourier_math.h, so every backend computes the same function.
+ * cost (double [n]) receives cost_b. */
+ptyc_status ptyc_op_fourier_residual(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                     ptyc_noise_model noise_model, ptyc_buf patterns,
+                                     ptyc_buf mask, ptyc_buf waves, ptyc_buf cost);
+
+/* Object update numerator and illumination:
+ * num[y0+y][x0+x] += w_b * sum_k conj(probes[b][k][y][x]) * chi[b][k][y][x]
+ * den[y0+y][x0+x] += sum_k |probes[b][k][y][x]|^2          (skipped if den is {NULL})
+ * w_b = weights[b] (float [n]) or 1 if weights is {NULL}. */
+ptyc_status ptyc_op_object_gradient(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                    ptyc_buf probes, ptyc_buf chi, ptyc_buf weights,
+                                    ptyc_buf num, ptyc_buf den);
+/* Probe update terms per position: g[b][k] = conj(O_b) * chi[b][k];
+ * den[y][x] += sum_b |O_b[y][x]|^2 (skipped if den is {NULL}). */
+ptyc_status ptyc_op_probe_gradient(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                   ptyc_buf object, ptyc_buf chi, ptyc_buf g, ptyc_buf den);
+
+/* LSQML per-position step sizes (Odstrcil et al. 2018, eq. 25-27). For each b, with
+ * a = dO_b * probes[b][k], c = O_b * dprobe[k] (dprobe unshifted, see lsqml.c) summed over
+ * k and pixels: A11 = sum|a|^2, A22 = sum|c|^2, A12 = sum Re(conj a c),
+ * r1 = sum Re(conj a chi), r2 = sum Re(conj c chi). Solves
+ *   [A11 + lam*s, A12; A12, A22 + lam*s] [aO; aP] = [r1; r2], s = (A11 + A22)/2,
+ * lam = regularization; with only one of object/probe optimised, the 1x1 system.
+ * Each step is clamped to [0, max_step]. alpha (float [2][n]) receives aO then aP. */
+ptyc_status ptyc_op_lsqml_steps(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                ptyc_buf object, ptyc_buf dobject, ptyc_buf probes,
+                                ptyc_buf dprobe, ptyc_buf chi, double regularization,
+                                double max_step, int object_on, int probe_on, ptyc_buf alpha);
+
+/* Orthogonalises the K probe modes (eigenvectors of their K x K Gram matrix), strongest
+ * first; total power is kept. */
+ptyc_status ptyc_op_orthogonalize_modes(ptyc_backend *be, ptyc_buf probe, int n_modes, int m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

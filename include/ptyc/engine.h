@@ -1,0 +1,31 @@
+/* Reconstruction engines (lsqml, ...), registered in engines/registry.c. */
+#ifndef PTYC_ENGINE_H
+#define PTYC_ENGINE_H
+
+#include "ptyc/model.h"
+#include "ptyc/options.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ptyc_engine ptyc_engine;
+
+/* Creates the engine named opts->reconstructor.engine; plans and allocates all it
+ * needs before the first step. */
+ptyc_status ptyc_engine_create(ptyc_model *model, const ptyc_options *opts, ptyc_engine **out);
+/* Advances one iteration (0-based `iteration`); *loss receives the iteration's mean
+ * cost per pattern pixel (the one host read of the iteration). */
+ptyc_status ptyc_engine_step(ptyc_engine *engine, int iteration, double *loss);
+void ptyc_engine_free(ptyc_engine *engine);
+
+/* Device bytes the named engine will allocate for `model` and `batch_size`. */
+ptyc_status ptyc_engine_plan_bytes(const char *name, const ptyc_model *model, int batch_size,
+                                   size_t *nbytes);
+/* Names of the registered engines, NULL-terminated. */
+const char *const *ptyc_engine_names(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,47 @@
+/* The reconstruction state shared by all engines: object, probe modes, positions and
+ * this rank's patterns, on the backend's device. */
+#ifndef PTYC_MODEL_H
+#define PTYC_MODEL_H
+
+#include "ptyc/backend.h"
+#include "ptyc/dataset.h"
+#include "ptyc/options.h"
+#include "ptyc/recon_io.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ptyc_model {
+  ptyc_backend *be;     /* not owned */
+  int n_positions;      /* N */
+  int m;                /* M */
+  int n_modes;          /* K */
+  int obj_h, obj_w;
+  ptyc_buf object;      /* c32 [H][W] */
+  ptyc_buf probe;       /* c32 [K][M][M] */
+  ptyc_buf positions;   /* double [N][2] (y, x) top-left on the object grid */
+  ptyc_buf patterns;    /* float [N][M][M] intensities, zero frequency at [0][0] */
+  ptyc_buf mask;        /* float [M][M] 1 valid / 0 invalid, or {NULL} */
+  double *positions_host;   /* [N][2], same as `positions` */
+  double offset_px[2];      /* object grid = file grid + offset (y, x) */
+  double mean_pattern_sum;  /* mean over patterns of their total counts */
+  double object_pixel_size_m;
+  size_t pattern_nbytes;    /* bytes of `patterns` on the device */
+} ptyc_model;
+
+/* Builds the model from a dataset: object of ones sized from the positions plus
+ * object.padding_px, positions moved onto that grid, the probe from the file or from
+ * the data (back-propagated mean pattern) with extra modes added, scaled so that the
+ * model intensity matches the data; everything uploaded to `be`. */
+ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc_options *opts,
+                            ptyc_model *model);
+void ptyc_model_free(ptyc_model *model);
+
+/* Copies object, probe and positions to host arrays of `recon` (allocating them). */
+ptyc_status ptyc_model_download(ptyc_model *model, ptyc_recon *recon);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

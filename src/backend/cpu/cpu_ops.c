@@ -1,0 +1,364 @@
+/* CPU reference ops: plain loops over the conventions of include/ptyc/types.h, OpenMP
+ * over batch entries or rows, double accumulation in every reduction. Every other
+ * backend is tested against these. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_ops.h"
+#include "backend/fourier_math.h"
+#include "backend/lsqml_math.h"
+#include "backend/modes_math.h"
+#include "pt_try.h"
+
+#define THREADS(ctx) (((const pt_cpu_ctx *)(ctx))->threads)
+
+/* Where batch entry b sits: integer corner and sub-pixel fraction. */
+typedef struct patch_pos {
+  int y0, x0;
+  double fy, fx;
+} patch_pos;
+
+static patch_pos batch_position(const ptyc_scan *scan, int first, int b) {
+  const int32_t *order = scan->order.ptr;
+  const double *pos = scan->positions.ptr;
+  int j = order[first + b];
+  patch_pos p;
+  double py = pos[2 * j], px = pos[2 * j + 1];
+  p.y0 = (int)floor(py);
+  p.x0 = (int)floor(px);
+  p.fy = py - p.y0;
+  p.fx = px - p.x0;
+  return p;
+}
+
+static int batch_index(const ptyc_scan *scan, int first, int b) {
+  return ((const int32_t *)scan->order.ptr)[first + b];
+}
+
+ptyc_status pt_cpu_scale(void *ctx, ptyc_c32 *x, size_t count, float s) {
+#pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
+  for (size_t i = 0; i < count; i++) x[i] = pt_cscale(x[i], s);
+  return PTYC_OK;
+}
+
+ptyc_status pt_cpu_norm2(void *ctx, const ptyc_c32 *x, size_t count, double *out, int accumulate) {
+  double total = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : total) num_threads(THREADS(ctx))
+  for (size_t i = 0; i < count; i++) total += (double)x[i].re * x[i].re + (double)x[i].im * x[i].im;
+  *out = accumulate ? *out + total : total;
+  return PTYC_OK;
+}
+
+ptyc_status pt_cpu_sum(void *ctx, const double *x, size_t count, double *out, int accumulate) {
+  double total = 0.0;
+  for (size_t i = 0; i < count; i++) total += x[i];
+  *out = accumulate ? *out + total : total;
+  return PTYC_OK;
+}
+
+ptyc_status pt_cpu_axpy_mean(void *ctx, const float *weights, int n_weights, const ptyc_c32 *x,
+                             size_t count, ptyc_c32 *y) {
+  double mean = 0.0;
+  for (int i = 0; i < n_weights; i++) mean += weights[i];
+  float a = (float)(mean / n_weights);
+#pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
+  for (size_t i = 0; i < count; i++) y[i] = pt_cadd(y[i], pt_cscale(x[i], a));
+  return PTYC_OK;
+}
+
+ptyc_status pt_cpu_precondition(void *ctx, const ptyc_c32 *num, size_t count, const float *den,
+                                size_t den_count, double damping, float beta, ptyc_c32 *target) {
+  float max_den = 0.f;
+  for (size_t i = 0; i < den_count; i++)
+    if (den[i] > max_den) max_den = den[i];
+  float delta = (float)(damping * max_den);
+  if (delta <= 0.f) delta = 1e-30f; /* an all-zero denominator: leave target unchanged */
+#pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
+  for (size_t i = 0; i < count; i++) {
+    float w = 1.f / (den[i % den_count] + delta);
+    target[i] = pt_cadd(pt_cscale(target[i], beta), pt_cscale(num[i], w));
+  }
+  return PTYC_OK;
+}
+
+/* The separable sub-pixel ramp of one position: ramp(u, v) = ey[u] * ex[v]. */
+static void shift_ramps(int m, double fy, double fx, double sign, ptyc_c32 *ey, ptyc_c32 *ex) {
+  for (int i = 0; i < m; i++) {
+    ey[i] = pt_shift_phasor(i, 0, m, fy, 0.0, sign);
+    ex[i] = pt_shift_phasor(0, i, m, 0.0, fx, sign);
+  }
+}
+
+ptyc_status pt_cpu_shift_spectrum(void *ctx, const ptyc_scan *scan, int first, int n,
+                                  const ptyc_c32 *spectrum, float scale, ptyc_c32 *out) {
+  int m = scan->m, k_modes = scan->n_modes;
+  size_t image = (size_t)m * m;
+  ptyc_c32 *ramps = malloc(sizeof(ptyc_c32) * 2 * m * (size_t)(n > 0 ? n : 1));
+  if (ramps == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory in shift_spectrum");
+#pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
+  for (int b = 0; b < n; b++) {
+    patch_pos p = batch_position(scan, first, b);
+    ptyc_c32 *ey = ramps + 2 * (size_t)m * b, *ex = ey + m;
+    shift_ramps(m, p.fy, p.fx, -1.0, ey, ex);
+    for (int k = 0; k < k_modes; k++) {
+      const ptyc_c32 *src = spectrum + k * image;
+      ptyc_c32 *dst = out + ((size_t)b * k_modes + k) * image;
+      for (int u = 0; u < m; u++) {
+        ptyc_c32 row = pt_cscale(ey[u], scale);
+        for (int v = 0; v < m; v++)
+          dst[u * m + v] = pt_cmul(src[u * m + v], pt_cmul(row, ex[v]));
+      }
+    }
+  }
+  free(ramps);
+  return PTYC_OK;
+}
+
+ptyc_status pt_cpu_unshift_accumulate(void *ctx, const ptyc_scan *scan, int first, int n,
+                                      const ptyc_c32 *spectra, float scale, ptyc_c32 *acc) {
+  int m = scan->m, k_modes = scan->n_modes;
+  size_t image = (size_t)m * m;
+  ptyc_c32 *ramps = malloc(sizeof(ptyc_c32) * 2 * m * (size_t)(n > 0 ? n : 1));
+  if (ramps == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory in unshift_accumulate");
+  for (int b = 0; b < n; b++) {
+    patch_pos p = batch_position(scan, first, b);
+    shift_ramps(m, p.fy, p.fx, +1.0, ramps + 2 * (size_t)m * b, ramps + 2 * (size_t)m * b + m);
+  }
+  /* Rows of the output are independent: no two threads write the same element. */
+#pragma omp parallel for collapse(2) schedule(static) num_threads(THREADS(ctx))
+  for (int k = 0; k < k_modes; k++)
+    for (int u = 0; u < m; u++)
+      for (int v = 0; v < m; v++) {
+        double re = 0.0, im = 0.0;
+        for (int b = 0; b < n; b++) {
+          const ptyc_c32 *ey = ramps + 2 * (size_t)m * b, *ex = ey + m;
+          ptyc_c32 z = pt_cmul(spectra[((size_t)b * k_modes + k) * image + u * m + v],
+                               pt_cmul(ey[u], ex[v]));
+          re += z.re;
+          im += z.im;
+        }
+        ptyc_c32 *a = acc + k * image + u * m + v;
+        a->re += (float)(scale * re);
+        a->im += (float)(scale * im);
+      }
+  free(ramps);
+  return PTYC_OK;
+}
+
+ptyc_status pt_cpu_exit_waves(void *ctx, const ptyc_scan *scan, int first, int n,
+                              const ptyc_c32 *object, const ptyc_c32 *probes, ptyc_c32 *psi) {
+  int m = scan->m, k_modes = scan->n_modes, w = scan->obj_w;
+  size_t image = (size_t)m * m;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(THREADS(ctx))
+  for (int b = 0; b < n; b++)
+    for (int k = 0; k < k_modes; k++) {
+      patch_pos p = batch_position(scan, first, b);
+      const ptyc_c32 *pr = probes + ((size_t)b * k_modes + k) * image;
+      ptyc_c32 *out = psi + ((size_t)b * k_modes + k) * image;
+      for (int y = 0; y < m; y++) {
+        const ptyc_c32 *orow = object + (size_t)(p.y0 + y) * w + p.x0;
+        for (int x = 0; x < m; x++) out[y * m + x] = pt_cmul(pr[y * m + x], orow[x]);
+      }
+    }
+  return PTYC_OK;
+}
+
+/* Gaussian model: one pass, residual = (sqrt(d/I) - 1) Psi / M^2. */
+static double gaussian_residual(int m, int k_modes, const float *d, const float *mask,
+                                ptyc_c32 *waves) {
+  size_t image = (size_t)m * m;
+  float inv_pixels = 1.f / (float)image;
+  double cost = 0.0;
+  for (size_t i = 0; i < image; i++) {
+    float intensity = 0.f;
+    for (int k = 0; k < k_modes; k++) intensity += pt_cabs2(waves[k * image + i]);
+    float factor = 0.f;
+    if (mask == NULL || mask[i] > 0.f) {
+      factor = pt_gaussian_factor(intensity, d[i]) * inv_pixels;
+      cost += pt_gaussian_cost(intensity, d[i]);
+    }
+    for (int k = 0; k < k_modes; k++) waves[k * image + i] = pt_cscale(waves[k * image + i], factor);
+  }
+  return cost;
+}
+
+/* Poisson model: Newton search of the step x along r Psi, then residual = x r Psi / M^2. */
+static double poisson_residual(int m, int k_modes, const float *d, const float *mask,
+                               ptyc_c32 *waves, float *intensity) {
+  size_t image = (size_t)m * m;
+  double cost = 0.0;
+  for (size_t i = 0; i < image; i++) {
+    float s = 0.f;
+    for (int k = 0; k < k_modes; k++) s += pt_cabs2(waves[k * image + i]);
+    intensity[i] = s;
+    if (mask == NULL || mask[i] > 0.f) cost += pt_poisson_cost(s, d[i]);
+  }
+  double x = PT_POISSON_STEP_START;
+  for (int step = 0; step < PT_POISSON_NEWTON_STEPS; step++) {
+    double grad = 0.0, hess = 0.0;
+    for (size_t i = 0; i < image; i++)
+      if (mask == NULL || mask[i] > 0.f) pt_poisson_newton_terms(intensity[i], d[i], x, &grad, &hess);
+    x = pt_poisson_newton_update(x, grad, hess);
+  }
+  float scale = (float)x / (float)image;
+  for (size_t i = 0; i < image; i++) {
+    float factor = (mask == NULL || mask[i] > 0.f) ? pt_poisson_ratio(intensity[i], d[i]) * scale : 0.f;
+    for (int k = 0; k < k_modes; k++) waves[k * image + i] = pt_cscale(waves[k * image + i], factor);
+  }
+  return cost;
+}
+
+ptyc_status pt_cpu_fourier_residual(void *ctx, const ptyc_scan *scan, int first, int n,
+                                    ptyc_noise_model noise_model, const float *patterns,
+                                    const float *mask, ptyc_c32 *waves, double *cost) {
+  int m = scan->m, k_modes = scan->n_modes;
+  size_t image = (size_t)m * m;
+  float *intensity = NULL;
+  if (noise_model == PTYC_NOISE_POISSON) {
+    intensity = malloc(sizeof(float) * image * (size_t)(n > 0 ? n : 1));
+    if (intensity == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory in fourier_residual");
+  }
+#pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
+  for (int b = 0; b < n; b++) {
+    const float *d = patterns + (size_t)batch_index(scan, first, b) * image;
+    ptyc_c32 *wb = waves + (size_t)b * k_modes * image;
+    cost[b] = noise_model == PTYC_NOISE_POISSON
+                  ? poisson_residual(m, k_modes, d, mask, wb, intensity + (size_t)b * image)
+                  : gaussian_residual(m, k_modes, d, mask, wb);
+  }
+  free(intensity);
+  return PTYC_OK;
+}
+
+ptyc_status pt_cpu_object_gradient(void *ctx, const ptyc_scan *scan, int first, int n,
+                                   const ptyc_c32 *probes, const ptyc_c32 *chi,
+                                   const float *weights, ptyc_c32 *num, float *den) {
+  int m = scan->m, k_modes = scan->n_modes, w = scan->obj_w;
+  size_t image = (size_t)m * m;
+  /* Patches of one batch overlap: positions go one after the other, the rows of each
+   * patch are shared among threads, so no two threads add into the same pixel. */
+#pragma omp parallel num_threads(THREADS(ctx))
+  for (int b = 0; b < n; b++) {
+    patch_pos p = batch_position(scan, first, b);
+    float wb = weights ? weights[b] : 1.f;
+#pragma omp for schedule(static)
+    for (int y = 0; y < m; y++) {
+      ptyc_c32 *nrow = num + (size_t)(p.y0 + y) * w + p.x0;
+      float *drow = den ? den + (size_t)(p.y0 + y) * w + p.x0 : NULL;
+      for (int x = 0; x < m; x++) {
+        double re = 0.0, im = 0.0, illum = 0.0;
+        for (int k = 0; k < k_modes; k++) {
+          size_t i = ((size_t)b * k_modes + k) * image + y * m + x;
+          ptyc_c32 z = pt_cmulc(probes[i], chi[i]);
+          re += z.re;
+          im += z.im;
+          illum += pt_cabs2(probes[i]);
+        }
+        nrow[x].re += (float)(wb * re);
+        nrow[x].im += (float)(wb * im);
+        if (drow) drow[x] += (float)illum;
+      }
+    }
+  }
+  return PTYC_OK;
+}
+
+ptyc_status pt_cpu_probe_gradient(void *ctx, const ptyc_scan *scan, int first, int n,
+                                  const ptyc_c32 *object, const ptyc_c32 *chi, ptyc_c32 *g,
+                                  float *den) {
+  int m = scan->m, k_modes = scan->n_modes, w = scan->obj_w;
+  size_t image = (size_t)m * m;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(THREADS(ctx))
+  for (int b = 0; b < n; b++)
+    for (int k = 0; k < k_modes; k++) {
+      patch_pos p = batch_position(scan, first, b);
+      size_t base = ((size_t)b * k_modes + k) * image;
+      for (int y = 0; y < m; y++) {
+        const ptyc_c32 *orow = object + (size_t)(p.y0 + y) * w + p.x0;
+        for (int x = 0; x < m; x++) g[base + y * m + x] = pt_cmulc(orow[x], chi[base + y * m + x]);
+      }
+    }
+  if (den == NULL) return PTYC_OK;
+#pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++) {
+      double s = 0.0;
+      for (int b = 0; b < n; b++) {
+        patch_pos p = batch_position(scan, first, b);
+        s += pt_cabs2(object[(size_t)(p.y0 + y) * w + p.x0 + x]);
+      }
+      den[y * m + x] += (float)s;
+    }
+  return PTYC_OK;
+}
+
+ptyc_status pt_cpu_lsqml_steps(void *ctx, const ptyc_scan *scan, int first, int n,
+                               const ptyc_c32 *object, const ptyc_c32 *dobject,
+                               const ptyc_c32 *probes, const ptyc_c32 *dprobe,
+                               const ptyc_c32 *chi, double regularization, double max_step,
+                               int object_on, int probe_on, float *alpha) {
+  int m = scan->m, k_modes = scan->n_modes, w = scan->obj_w;
+  size_t image = (size_t)m * m;
+#pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
+  for (int b = 0; b < n; b++) {
+    patch_pos p = batch_position(scan, first, b);
+    pt_lsqml_sums s = {0, 0, 0, 0, 0};
+    for (int k = 0; k < k_modes; k++) {
+      size_t base = ((size_t)b * k_modes + k) * image;
+      for (int y = 0; y < m; y++) {
+        size_t orow = (size_t)(p.y0 + y) * w + p.x0;
+        for (int x = 0; x < m; x++) {
+          ptyc_c32 a = pt_cmul(dobject[orow + x], probes[base + y * m + x]);
+          ptyc_c32 c = pt_cmul(object[orow + x], dprobe[k * image + y * m + x]);
+          ptyc_c32 r = chi[base + y * m + x];
+          s.a11 += pt_cabs2(a);
+          s.a22 += pt_cabs2(c);
+          s.a12 += (double)a.re * c.re + (double)a.im * c.im;
+          s.r1 += (double)a.re * r.re + (double)a.im * r.im;
+          s.r2 += (double)c.re * r.re + (double)c.im * r.im;
+        }
+      }
+    }
+    pt_lsqml_solve(s, regularization, max_step, object_on, probe_on, &alpha[b], &alpha[n + b]);
+  }
+  return PTYC_OK;
+}
+
+ptyc_status pt_cpu_orthogonalize_modes(void *ctx, ptyc_c32 *probe, int n_modes, int m) {
+  if (n_modes == 1) return PTYC_OK;
+  size_t image = (size_t)m * m;
+  int k = n_modes;
+  ptyc_c64 gram[PT_MAX_MODES * PT_MAX_MODES], vecs[PT_MAX_MODES * PT_MAX_MODES];
+  double evals[PT_MAX_MODES], work[2 * (2 * PT_MAX_MODES) * (2 * PT_MAX_MODES) + 2 * PT_MAX_MODES];
+  for (int i = 0; i < k; i++)
+    for (int j = i; j < k; j++) { /* gram[i][j] = <P_i, P_j> */
+      double re = 0.0, im = 0.0;
+      for (size_t t = 0; t < image; t++) {
+        ptyc_c32 z = pt_cmulc(probe[i * image + t], probe[j * image + t]);
+        re += z.re;
+        im += z.im;
+      }
+      gram[i * k + j] = (ptyc_c64){re, im};
+      gram[j * k + i] = (ptyc_c64){re, -im};
+    }
+  pt_hermitian_eigen(k, gram, evals, vecs, work);
+  /* New mode a = sum_j vecs[a][j] P_j: orthogonal with power evals[a]. */
+  ptyc_c32 *old = malloc(sizeof(ptyc_c32) * image * k);
+  if (old == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory orthogonalising modes");
+  memcpy(old, probe, sizeof(ptyc_c32) * image * k);
+#pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
+  for (size_t t = 0; t < image; t++)
+    for (int a = 0; a < k; a++) {
+      double re = 0.0, im = 0.0;
+      for (int j = 0; j < k; j++) {
+        ptyc_c64 v = vecs[a * k + j];
+        ptyc_c32 p = old[j * image + t];
+        re += v.re * p.re - v.im * p.im;
+        im += v.re * p.im + v.im * p.re;
+      }
+      probe[a * image + t] = pt_c32((float)re, (float)im);
+    }
+  free(old);
+  return PTYC_OK;
+}

@@ -1,0 +1,233 @@
+/* The reconstruction state: object grid from the positions, initial probe, upload. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptyc/model.h"
+#include "pt_try.h"
+
+/* Object grid: the file's own grid when every position is >= 0 (so the object lines up
+ * with the file's truth, if any); otherwise positions move right/down to start at
+ * `padding`. The object reaches `padding` pixels past the last probe window. */
+static void plan_grid(const ptyc_dataset *ds, int padding, ptyc_model *model) {
+  double min_y = 1e300, min_x = 1e300, max_y = -1e300, max_x = -1e300;
+  for (int j = 0; j < ds->n_patterns; j++) {
+    double y = ds->positions_px[2 * j], x = ds->positions_px[2 * j + 1];
+    min_y = fmin(min_y, y);
+    min_x = fmin(min_x, x);
+    max_y = fmax(max_y, y);
+    max_x = fmax(max_x, x);
+  }
+  model->offset_px[0] = min_y >= 0.0 ? 0.0 : padding - floor(min_y);
+  model->offset_px[1] = min_x >= 0.0 ? 0.0 : padding - floor(min_x);
+  model->obj_h = (int)floor(max_y + model->offset_px[0]) + ds->m + 1 + padding;
+  model->obj_w = (int)floor(max_x + model->offset_px[1]) + ds->m + 1 + padding;
+}
+
+/* In-place centred <-> corner swap of an M x M image (fftshift for even M). */
+static void fftshift_image(ptyc_c32 *img, int m) {
+  ptyc_c32 *tmp = malloc(sizeof *tmp * (size_t)m * m);
+  if (tmp == NULL) return;
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++) tmp[((y + m / 2) % m) * m + (x + m / 2) % m] = img[y * m + x];
+  memcpy(img, tmp, sizeof *tmp * (size_t)m * m);
+  free(tmp);
+}
+
+/* First mode from the data: the inverse FFT of the square root of the mean pattern
+ * (a probe whose far field has the measured mean intensity and a flat phase), moved to
+ * the centre of the window. */
+static ptyc_status probe_from_data(ptyc_backend *be, const ptyc_dataset *ds, ptyc_c32 *mode) {
+  int m = ds->m;
+  size_t image = (size_t)m * m;
+  double *mean = calloc(image, sizeof *mean);
+  if (mean == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory making the initial probe");
+  for (int j = 0; j < ds->n_patterns; j++)
+    for (size_t i = 0; i < image; i++) mean[i] += ds->patterns[j * image + i];
+  for (size_t i = 0; i < image; i++) {
+    int valid = ds->mask == NULL || ds->mask[i];
+    mode[i] = pt_c32(valid ? (float)sqrt(mean[i] / ds->n_patterns) : 0.f, 0.f);
+  }
+  free(mean);
+
+  ptyc_buf buf = {0};
+  ptyc_fft *plan = NULL;
+  ptyc_status st;
+  PT_CHECK(ptyc_buf_alloc(be, image * sizeof(ptyc_c32), &buf));
+  PT_CHECK(ptyc_fft_plan(be, m, 1, &plan));
+  PT_CHECK(ptyc_buf_upload(be, buf, 0, mode, buf.nbytes));
+  PT_CHECK(ptyc_fft_exec(be, plan, buf, 1));
+  PT_CHECK(ptyc_buf_download(be, mode, buf, 0, buf.nbytes));
+  fftshift_image(mode, m);
+fail:
+  ptyc_fft_free(be, plan);
+  ptyc_buf_free(be, &buf);
+  return st;
+}
+
+static double power(const ptyc_c32 *x, size_t n) {
+  double s = 0.0;
+  for (size_t i = 0; i < n; i++) s += pt_cabs2(x[i]);
+  return s;
+}
+
+/* Mode k >= 1: the first mode times a low-order polynomial in (y, x) about its centre
+ * of intensity (x, y, xy, x^2 - y^2, ...), made orthogonal to the earlier modes and
+ * given `rel_power` of the first mode's power. Deterministic, no randomness needed. */
+static void add_mode(ptyc_c32 *modes, int k, int m, double rel_power) {
+  size_t image = (size_t)m * m;
+  const ptyc_c32 *p0 = modes;
+  ptyc_c32 *pk = modes + k * image;
+  double cy = 0, cx = 0, tot = 0, r2 = 0;
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++) {
+      double w = pt_cabs2(p0[y * m + x]);
+      cy += w * y;
+      cx += w * x;
+      tot += w;
+    }
+  cy /= tot;
+  cx /= tot;
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++) r2 += pt_cabs2(p0[y * m + x]) * ((y - cy) * (y - cy) + (x - cx) * (x - cx));
+  double sigma = sqrt(r2 / tot) + 1e-9;
+  static const int powers[][2] = {{0, 1}, {1, 0}, {1, 1}, {2, 0}, {0, 2}, {2, 1}, {1, 2},
+                                  {3, 0}, {0, 3}, {2, 2}, {3, 1}, {1, 3}, {4, 0}, {0, 4}, {3, 2}};
+  int py = powers[(k - 1) % 15][0], px = powers[(k - 1) % 15][1];
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++) {
+      double f = pow((y - cy) / sigma, py) * pow((x - cx) / sigma, px);
+      pk[y * m + x] = pt_cscale(p0[y * m + x], (float)f);
+    }
+  for (int j = 0; j < k; j++) { /* Gram-Schmidt against modes 0..k-1 */
+    const ptyc_c32 *pj = modes + j * image;
+    double re = 0, im = 0, nj = power(pj, image);
+    for (size_t i = 0; i < image; i++) {
+      ptyc_c32 z = pt_cmulc(pj[i], pk[i]);
+      re += z.re;
+      im += z.im;
+    }
+    ptyc_c32 c = pt_c32((float)(re / nj), (float)(im / nj));
+    for (size_t i = 0; i < image; i++) pk[i] = pt_csub(pk[i], pt_cmul(c, pj[i]));
+  }
+  double pkp = power(pk, image);
+  float s = pkp > 0 ? (float)sqrt(rel_power * power(p0, image) / pkp) : 0.f;
+  for (size_t i = 0; i < image; i++) pk[i] = pt_cscale(pk[i], s);
+}
+
+static ptyc_status initial_probe(ptyc_backend *be, const ptyc_dataset *ds,
+                                 const ptyc_options *opts, ptyc_c32 *probe) {
+  int k_modes = opts->probe.modes, m = ds->m;
+  size_t image = (size_t)m * m;
+  int from_file = ds->probe ? (ds->probe_modes < k_modes ? ds->probe_modes : k_modes) : 0;
+  if (from_file > 0)
+    memcpy(probe, ds->probe, sizeof(ptyc_c32) * image * from_file);
+  else
+    PT_TRY(probe_from_data(be, ds, probe));
+  if (power(probe, image) <= 0.0)
+    return ptyc_fail(PTYC_E_FORMAT, "the initial probe is zero: give /probe in the dataset or "
+                                    "check that the patterns hold counts");
+  for (int k = from_file > 0 ? from_file : 1; k < k_modes; k++)
+    add_mode(probe, k, m, opts->probe.extra_mode_power);
+
+  /* Scale so that the model's mean total intensity (object of ones; Parseval: M^2 times
+   * the probe power) equals the data's. */
+  double model_total = (double)image * power(probe, image * k_modes);
+  double data_total = 0.0;
+  for (size_t i = 0; i < image * ds->n_patterns; i++) data_total += ds->patterns[i];
+  data_total /= ds->n_patterns;
+  if (!(data_total > 0.0))
+    return ptyc_fail(PTYC_E_FORMAT, "the patterns hold no counts (all zero)");
+  float s = (float)sqrt(data_total / model_total);
+  for (size_t i = 0; i < image * k_modes; i++) probe[i] = pt_cscale(probe[i], s);
+  return PTYC_OK;
+}
+
+ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc_options *opts,
+                            ptyc_model *model) {
+  memset(model, 0, sizeof *model);
+  model->be = be;
+  model->n_positions = ds->n_patterns;
+  model->m = ds->m;
+  model->n_modes = opts->probe.modes;
+  model->object_pixel_size_m = ds->object_pixel_size_m;
+  plan_grid(ds, opts->object.padding_px, model);
+
+  int n = ds->n_patterns, m = ds->m, k_modes = opts->probe.modes;
+  size_t image = (size_t)m * m, obj = (size_t)model->obj_h * model->obj_w;
+  ptyc_c32 *host_object = NULL, *host_probe = NULL;
+  float *host_mask = NULL;
+  ptyc_status st = PTYC_OK;
+
+  model->positions_host = malloc(sizeof(double) * 2 * n);
+  host_object = malloc(sizeof(ptyc_c32) * obj);
+  host_probe = calloc(image * k_modes, sizeof(ptyc_c32));
+  if (!model->positions_host || !host_object || !host_probe)
+    PT_FAIL(PTYC_E_NOMEM, "out of host memory for a %d x %d object", model->obj_h, model->obj_w);
+  for (int j = 0; j < n; j++) {
+    model->positions_host[2 * j] = ds->positions_px[2 * j] + model->offset_px[0];
+    model->positions_host[2 * j + 1] = ds->positions_px[2 * j + 1] + model->offset_px[1];
+  }
+  for (size_t i = 0; i < obj; i++) host_object[i] = pt_c32(1.f, 0.f);
+  PT_CHECK(initial_probe(be, ds, opts, host_probe));
+
+  model->pattern_nbytes = sizeof(float) * image * n;
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * obj, &model->object));
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * image * k_modes, &model->probe));
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(double) * 2 * n, &model->positions));
+  PT_CHECK(ptyc_buf_alloc(be, model->pattern_nbytes, &model->patterns));
+  PT_CHECK(ptyc_buf_upload(be, model->object, 0, host_object, model->object.nbytes));
+  PT_CHECK(ptyc_buf_upload(be, model->probe, 0, host_probe, model->probe.nbytes));
+  PT_CHECK(ptyc_buf_upload(be, model->positions, 0, model->positions_host, model->positions.nbytes));
+  PT_CHECK(ptyc_buf_upload(be, model->patterns, 0, ds->patterns, model->pattern_nbytes));
+  if (ds->mask) {
+    host_mask = malloc(sizeof(float) * image);
+    if (host_mask == NULL) PT_FAIL(PTYC_E_NOMEM, "out of host memory for the mask");
+    for (size_t i = 0; i < image; i++) host_mask[i] = ds->mask[i] ? 1.f : 0.f;
+    PT_CHECK(ptyc_buf_alloc(be, sizeof(float) * image, &model->mask));
+    PT_CHECK(ptyc_buf_upload(be, model->mask, 0, host_mask, model->mask.nbytes));
+  }
+  double mean_sum = 0.0;
+  for (size_t i = 0; i < image * n; i++) mean_sum += ds->patterns[i];
+  model->mean_pattern_sum = mean_sum / n;
+  PT_CHECK(ptyc_backend_sync(be)); /* uploads done: host arrays may go */
+fail:
+  free(host_object);
+  free(host_probe);
+  free(host_mask);
+  if (st != PTYC_OK) ptyc_model_free(model);
+  return st;
+}
+
+void ptyc_model_free(ptyc_model *model) {
+  if (model == NULL) return;
+  ptyc_buf_free(model->be, &model->object);
+  ptyc_buf_free(model->be, &model->probe);
+  ptyc_buf_free(model->be, &model->positions);
+  ptyc_buf_free(model->be, &model->patterns);
+  ptyc_buf_free(model->be, &model->mask);
+  free(model->positions_host);
+  model->positions_host = NULL;
+}
+
+ptyc_status ptyc_model_download(ptyc_model *model, ptyc_recon *recon) {
+  size_t obj = (size_t)model->obj_h * model->obj_w;
+  size_t probe = (size_t)model->n_modes * model->m * model->m;
+  ptyc_c32 *o = realloc(recon->object, sizeof(ptyc_c32) * obj);
+  if (o) recon->object = o;
+  ptyc_c32 *p = realloc(recon->probe, sizeof(ptyc_c32) * probe);
+  if (p) recon->probe = p;
+  double *pos = realloc(recon->positions_px, sizeof(double) * 2 * model->n_positions);
+  if (pos) recon->positions_px = pos;
+  if (!o || !p || !pos) return ptyc_fail(PTYC_E_NOMEM, "out of host memory copying results");
+  recon->obj_h = model->obj_h;
+  recon->obj_w = model->obj_w;
+  recon->n_modes = model->n_modes;
+  recon->m = model->m;
+  recon->n_positions = model->n_positions;
+  recon->object_pixel_size_m = model->object_pixel_size_m;
+  PT_TRY(ptyc_buf_download(model->be, recon->object, model->object, 0, model->object.nbytes));
+  PT_TRY(ptyc_buf_download(model->be, recon->probe, model->probe, 0, model->probe.nbytes));
+  return ptyc_buf_download(model->be, recon->positions_px, model->positions, 0,
+                           model->positions.nbytes);
+}
