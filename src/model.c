@@ -199,6 +199,18 @@ fail:
   return st;
 }
 
+void ptyc_model_plan(const ptyc_dataset *ds, const ptyc_options *opts, int *obj_h, int *obj_w,
+                     size_t *nbytes) {
+  ptyc_model shape = {0};
+  plan_grid(ds, opts->object.padding_px, &shape);
+  size_t image = (size_t)ds->m * ds->m;
+  *obj_h = shape.obj_h;
+  *obj_w = shape.obj_w;
+  *nbytes = sizeof(ptyc_c32) * ((size_t)shape.obj_h * shape.obj_w + image * opts->probe.modes) +
+            sizeof(double) * 2 * ds->n_patterns + sizeof(float) * image * ds->n_patterns +
+            (ds->mask ? sizeof(float) * image : 0);
+}
+
 void ptyc_model_free(ptyc_model *model) {
   if (model == NULL) return;
   ptyc_buf_free(model->be, &model->object);

@@ -38,6 +38,11 @@ ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc
                             ptyc_model *model);
 void ptyc_model_free(ptyc_model *model);
 
+/* The object size ptyc_model_init will choose and the device bytes the model itself
+ * will hold (object, probe, positions, patterns, mask), before allocating anything. */
+void ptyc_model_plan(const ptyc_dataset *ds, const ptyc_options *opts, int *obj_h, int *obj_w,
+                     size_t *nbytes);
+
 /* Copies object, probe and positions to host arrays of `recon` (allocating them). */
 ptyc_status ptyc_model_download(ptyc_model *model, ptyc_recon *recon);
 
