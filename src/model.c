@@ -1,10 +1,12 @@
 /* The reconstruction state: object grid from the positions, initial probe, upload. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ptyc/model.h"
 #include "pt_try.h"
+
 
 /* Object grid: the file's own grid when every position is >= 0 (so the object lines up
  * with the file's truth, if any); otherwise positions move right/down to start at
@@ -34,34 +36,182 @@ static void fftshift_image(ptyc_c32 *img, int m) {
   free(tmp);
 }
 
-/* First mode from the data: the inverse FFT of the square root of the mean pattern
- * (a probe whose far field has the measured mean intensity and a flat phase), moved to
- * the centre of the window. */
+/* Index of the position nearest to position i, and its squared distance. */
+static int nearest_neighbour(const ptyc_dataset *ds, int i, double *dist2) {
+  int best_j = -1;
+  double best = 1e300;
+  for (int j = 0; j < ds->n_patterns; j++) {
+    if (j == i) continue;
+    double dy = ds->positions_px[2 * i] - ds->positions_px[2 * j];
+    double dx = ds->positions_px[2 * i + 1] - ds->positions_px[2 * j + 1];
+    double r = dy * dy + dx * dx;
+    if (r < best) best = r, best_j = j;
+  }
+  *dist2 = best;
+  return best_j;
+}
+
+/* Median distance from each position to its nearest neighbour (pixels). */
+static double median_step(const ptyc_dataset *ds) {
+  int n = ds->n_patterns;
+  if (n < 2) return 0.0;
+  double *d = malloc(sizeof(double) * n);
+  if (d == NULL) return 0.0;
+  for (int i = 0; i < n; i++) {
+    double r2;
+    nearest_neighbour(ds, i, &r2);
+    d[i] = sqrt(r2);
+  }
+  for (int i = 1; i < n; i++) /* insertion sort: n is at most a few 10^4 */
+    for (int j = i; j > 0 && d[j] < d[j - 1]; j--) {
+      double t = d[j];
+      d[j] = d[j - 1];
+      d[j - 1] = t;
+    }
+  double med = d[n / 2];
+  free(d);
+  return med;
+}
+
+/* RMS radius of |mode|^2 about its centre of intensity. */
+static double rms_radius(const ptyc_c32 *mode, int m) {
+  double cy = 0, cx = 0, tot = 0, r2 = 0;
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++) {
+      double w = pt_cabs2(mode[y * m + x]);
+      cy += w * y, cx += w * x, tot += w;
+    }
+  if (tot <= 0) return 0;
+  cy /= tot, cx /= tot;
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++)
+      r2 += pt_cabs2(mode[y * m + x]) * ((y - cy) * (y - cy) + (x - cx) * (x - cx));
+  return sqrt(r2 / tot);
+}
+
+/* mode = F^-1{ amplitude * exp(i c (u^2 + v^2) / M^2) }, centred in the window. */
+static ptyc_status defocused_mode(ptyc_backend *be, ptyc_fft *plan, ptyc_buf buf,
+                                  const float *amplitude, int m, double c, ptyc_c32 *mode) {
+  for (int u = 0; u < m; u++)
+    for (int v = 0; v < m; v++) {
+      double fu = pt_freq_index(u, m), fv = pt_freq_index(v, m);
+      double phase = c * (fu * fu + fv * fv) / ((double)m * m);
+      float a = amplitude[u * m + v];
+      mode[u * m + v] = pt_c32((float)(a * cos(phase)), (float)(a * sin(phase)));
+    }
+  PT_TRY(ptyc_buf_upload(be, buf, 0, mode, buf.nbytes));
+  PT_TRY(ptyc_fft_exec(be, plan, buf, 1));
+  PT_TRY(ptyc_buf_download(be, mode, buf, 0, buf.nbytes));
+  fftshift_image(mode, m);
+  return PTYC_OK;
+}
+
+/* The sign of the defocus, from the data. With far field A(q) exp(i c q^2 / M^2), the
+ * pupil pixel q lights the sample at -c q / (pi M) from the beam centre (stationary
+ * phase), so the bright field of a pattern holds a shadow image of the object, and
+ * moving the beam by d moves that image by s = pi M d / c in the detector: the sign of
+ * c is the sign of s . d. s is the peak of the cross-correlation of the shadow contrast
+ * sqrt(I / mean I) - 1 inside the bright field, for neighbouring positions; up to 64
+ * pairs vote, weighted by |s . d|. */
+static ptyc_status defocus_sign(ptyc_backend *be, ptyc_fft *plan2, ptyc_buf pair,
+                                const ptyc_dataset *ds, const float *amplitude, double *sign) {
+  int m = ds->m, n = ds->n_patterns, pairs = n < 64 ? n : 64;
+  size_t image = (size_t)m * m;
+  ptyc_c32 *ab = malloc(sizeof(ptyc_c32) * 2 * image);
+  if (ab == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory estimating the defocus");
+  double vote = 0.0;
+  ptyc_status st = PTYC_OK;
+  float bright_level = 0.f; /* the bright field: above 30 % of the brightest amplitude */
+  for (size_t t = 0; t < image; t++)
+    if (amplitude[t] > bright_level) bright_level = amplitude[t];
+  bright_level *= 0.3f;
+  for (int p = 0; p < pairs && n > 1; p++) {
+    int i = (int)((long)p * n / pairs), j;
+    double r2;
+    j = nearest_neighbour(ds, i, &r2);
+    const float *pi = ds->patterns + (size_t)i * image, *pj = ds->patterns + (size_t)j * image;
+    for (size_t t = 0; t < image; t++) { /* the shadow's contrast inside the bright field */
+      int bright = amplitude[t] > bright_level;
+      float ai = amplitude[t] > 0.f ? sqrtf(pi[t]) / amplitude[t] - 1.f : 0.f;
+      float aj = amplitude[t] > 0.f ? sqrtf(pj[t]) / amplitude[t] - 1.f : 0.f;
+      ab[t] = pt_c32(bright ? ai : 0.f, 0.f);
+      ab[image + t] = pt_c32(bright ? aj : 0.f, 0.f);
+    }
+    PT_CHECK(ptyc_buf_upload(be, pair, 0, ab, pair.nbytes));
+    PT_CHECK(ptyc_fft_exec(be, plan2, pair, 0));
+    PT_CHECK(ptyc_buf_download(be, ab, pair, 0, pair.nbytes));
+    for (size_t t = 0; t < image; t++) ab[t] = pt_cmulc(ab[t], ab[image + t]); /* B conj(A) */
+    PT_CHECK(ptyc_buf_upload(be, pair, 0, ab, pair.nbytes));
+    PT_CHECK(ptyc_fft_exec(be, plan2, pair, 1));
+    PT_CHECK(ptyc_buf_download(be, ab, pair, 0, pair.nbytes));
+    size_t peak = 0;
+    for (size_t t = 1; t < image; t++)
+      if (ab[t].re > ab[peak].re) peak = t;
+    double sy = pt_freq_index((int)(peak / m), m), sx = pt_freq_index((int)(peak % m), m);
+    double dy = ds->positions_px[2 * j] - ds->positions_px[2 * i];
+    double dx = ds->positions_px[2 * j + 1] - ds->positions_px[2 * i + 1];
+    vote += sy * dy + sx * dx;
+  }
+  *sign = vote < 0.0 ? -1.0 : 1.0;
+fail:
+  free(ab);
+  return st;
+}
+
+/* First mode from the data: the far field is the square root of the mean pattern (the
+ * back-propagated mean pattern). Its phase is unknown and so is the beam size, which
+ * the far-field intensity does not hold (a defocus is a pupil phase). Scans are laid
+ * out for about 70 % linear overlap, so the beam diameter D ~ step / (1 - 0.7); a
+ * defocus phase is added until the RMS radius of the beam is that of a disc of
+ * diameter D, D / (2 sqrt 2). A beam that is already large keeps a flat phase. */
 static ptyc_status probe_from_data(ptyc_backend *be, const ptyc_dataset *ds, ptyc_c32 *mode) {
   int m = ds->m;
   size_t image = (size_t)m * m;
   double *mean = calloc(image, sizeof *mean);
-  if (mean == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory making the initial probe");
+  float *amplitude = malloc(sizeof(float) * image);
+  ptyc_buf buf = {0}, pair = {0};
+  ptyc_fft *plan = NULL, *plan2 = NULL;
+  ptyc_status st = PTYC_OK;
+  if (mean == NULL || amplitude == NULL)
+    PT_FAIL(PTYC_E_NOMEM, "out of memory making the initial probe");
   for (int j = 0; j < ds->n_patterns; j++)
     for (size_t i = 0; i < image; i++) mean[i] += ds->patterns[j * image + i];
   for (size_t i = 0; i < image; i++) {
     int valid = ds->mask == NULL || ds->mask[i];
-    mode[i] = pt_c32(valid ? (float)sqrt(mean[i] / ds->n_patterns) : 0.f, 0.f);
+    amplitude[i] = valid ? (float)sqrt(mean[i] / ds->n_patterns) : 0.f;
   }
-  free(mean);
-
-  ptyc_buf buf = {0};
-  ptyc_fft *plan = NULL;
-  ptyc_status st;
   PT_CHECK(ptyc_buf_alloc(be, image * sizeof(ptyc_c32), &buf));
   PT_CHECK(ptyc_fft_plan(be, m, 1, &plan));
-  PT_CHECK(ptyc_buf_upload(be, buf, 0, mode, buf.nbytes));
-  PT_CHECK(ptyc_fft_exec(be, plan, buf, 1));
-  PT_CHECK(ptyc_buf_download(be, mode, buf, 0, buf.nbytes));
-  fftshift_image(mode, m);
+
+  double target = median_step(ds) / (1.0 - 0.7) / (2.0 * sqrt(2.0));
+  if (target > m / 4.0) target = m / 4.0; /* keep the beam well inside the window */
+  PT_CHECK(defocused_mode(be, plan, buf, amplitude, m, 0.0, mode));
+  if (rms_radius(mode, m) < target) {
+    double lo = 0.0, hi = 1.0;
+    for (int i = 0; i < 40; i++) { /* grow hi until the beam is too large */
+      PT_CHECK(defocused_mode(be, plan, buf, amplitude, m, hi, mode));
+      if (rms_radius(mode, m) >= target) break;
+      lo = hi;
+      hi *= 2.0;
+    }
+    for (int i = 0; i < 30; i++) { /* bisection on the defocus */
+      double mid = 0.5 * (lo + hi);
+      PT_CHECK(defocused_mode(be, plan, buf, amplitude, m, mid, mode));
+      if (rms_radius(mode, m) < target) lo = mid; else hi = mid;
+    }
+    double sign = 1.0;
+    PT_CHECK(ptyc_buf_alloc(be, 2 * image * sizeof(ptyc_c32), &pair));
+    PT_CHECK(ptyc_fft_plan(be, m, 2, &plan2));
+    PT_CHECK(defocus_sign(be, plan2, pair, ds, amplitude, &sign));
+    PT_CHECK(defocused_mode(be, plan, buf, amplitude, m, sign * 0.5 * (lo + hi), mode));
+  }
 fail:
   ptyc_fft_free(be, plan);
+  ptyc_fft_free(be, plan2);
   ptyc_buf_free(be, &buf);
+  ptyc_buf_free(be, &pair);
+  free(mean);
+  free(amplitude);
   return st;
 }
 

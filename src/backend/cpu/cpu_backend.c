@@ -82,7 +82,7 @@ static ptyc_status cpu_fft_plan(void *ctx, int m, int count, void **plan) {
   }
   /* Images after the first start at multiples of m*m*8 bytes: only when that keeps
    * FFTW's SIMD alignment may the plan assume it. */
-  unsigned flags = FFTW_MEASURE;
+  unsigned flags = FFTW_ESTIMATE; /* deterministic: MEASURE picks plans by timing */
   if (((size_t)m * m * sizeof(fftwf_complex)) % 64 != 0) flags |= FFTW_UNALIGNED;
   p->forward = fftwf_plan_dft_2d(m, m, scratch, scratch, FFTW_FORWARD, flags);
   p->inverse = fftwf_plan_dft_2d(m, m, scratch, scratch, FFTW_BACKWARD, flags);
