@@ -67,6 +67,10 @@ ptyc_status ptyc_backend_device_info(ptyc_backend *be, ptyc_device_info *info);
 size_t ptyc_backend_bytes_in_use(const ptyc_backend *be);
 size_t ptyc_backend_peak_bytes(const ptyc_backend *be);
 ptyc_status ptyc_backend_sync(ptyc_backend *be);
+/* A stopwatch on the backend's queue: the time of the work queued between start and
+ * stop (device events on GPUs, the wall clock on the CPU). stop waits for that work. */
+ptyc_status ptyc_timer_start(ptyc_backend *be);
+ptyc_status ptyc_timer_stop(ptyc_backend *be, double *ms);
 
 /* Whether a usable CUDA device is visible. On 0, `why` says why not (no CUDA in this
  * build, CUDA_VISIBLE_DEVICES empty, driver too old, no device). */

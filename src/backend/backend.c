@@ -117,6 +117,16 @@ ptyc_status ptyc_backend_sync(ptyc_backend *be) {
   return be->vt->sync(be->ctx);
 }
 
+ptyc_status ptyc_timer_start(ptyc_backend *be) {
+  SLOT(be, timer_start);
+  return be->vt->timer_start(be->ctx);
+}
+
+ptyc_status ptyc_timer_stop(ptyc_backend *be, double *ms) {
+  SLOT(be, timer_stop);
+  return be->vt->timer_stop(be->ctx, ms);
+}
+
 int ptyc_cuda_usable(char *why, size_t why_size) {
 #if PTYC_HAVE_CUDA
   return pt_cuda_usable(why, why_size);

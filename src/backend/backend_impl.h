@@ -12,6 +12,8 @@ typedef struct pt_backend_vtable {
   void (*destroy)(void *ctx);
   ptyc_status (*device_info)(void *ctx, ptyc_device_info *info);
   ptyc_status (*sync)(void *ctx);
+  ptyc_status (*timer_start)(void *ctx);
+  ptyc_status (*timer_stop)(void *ctx, double *ms);
 
   ptyc_status (*alloc)(void *ctx, size_t nbytes, void **ptr);
   void (*free)(void *ctx, void *ptr);

@@ -22,6 +22,16 @@ static void cpu_destroy(void *ctx) { free(ctx); }
 
 static ptyc_status cpu_sync(void *ctx) { return PTYC_OK; }
 
+static ptyc_status cpu_timer_start(void *ctx) {
+  ((pt_cpu_ctx *)ctx)->timer_start_s = omp_get_wtime();
+  return PTYC_OK;
+}
+
+static ptyc_status cpu_timer_stop(void *ctx, double *ms) {
+  *ms = 1e3 * (omp_get_wtime() - ((pt_cpu_ctx *)ctx)->timer_start_s);
+  return PTYC_OK;
+}
+
 static void read_cpu_model(char *name, size_t size) {
   snprintf(name, size, "CPU");
   FILE *f = fopen("/proc/cpuinfo", "r");
@@ -125,6 +135,8 @@ static const pt_backend_vtable cpu_vtable = {
     .destroy = cpu_destroy,
     .device_info = cpu_device_info,
     .sync = cpu_sync,
+    .timer_start = cpu_timer_start,
+    .timer_stop = cpu_timer_stop,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .upload = cpu_memcpy,

@@ -7,6 +7,7 @@
 
 typedef struct pt_cpu_ctx {
   int threads;
+  double timer_start_s; /* ptyc_timer_start's wall clock */
 } pt_cpu_ctx;
 
 ptyc_status pt_cpu_scale(void *ctx, ptyc_c32 *x, size_t count, float s);
