@@ -3,25 +3,17 @@
  *
  *   bench_ops [cuda|cpu] [M K n]      default: cuda 256 4 96 (exit waves ~200 MB)
  *
- * Not a test: tests/CMakeLists.txt does not build tests/bench/. Build by hand, e.g.
- *   cc -std=c11 -O2 -Iinclude -Isrc -Ibuild/generated tests/bench/bench_ops.c \
- *      build/libptyc_core.a <the link line of any test>
- * Each op runs once to warm up, then REPEATS times between two ptyc_backend_sync(). */
+ * Built by tests/CMakeLists.txt with the other benchmarks (build/tests/bench_ops).
+ * Each op runs once to warm up, then REPEATS times under the backend's timer (device
+ * events on a GPU). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ptyc/backend.h"
 #include "rng.h"
 
 #define REPEATS 20
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 static void die_on(ptyc_status st, const char *what) {
   if (st == PTYC_OK) return;
@@ -179,10 +171,11 @@ int main(int argc, char **argv) {
   for (int op = 0; op < OP_COUNT; op++) {
     run_op(&b, op);
     CHECK(ptyc_backend_sync(be));
-    double t0 = now_s();
+    double ms = 0.0;
+    CHECK(ptyc_timer_start(be));
     for (int r = 0; r < REPEATS; r++) run_op(&b, op);
-    CHECK(ptyc_backend_sync(be));
-    double ms = (now_s() - t0) * 1e3 / REPEATS;
+    CHECK(ptyc_timer_stop(be, &ms));
+    ms /= REPEATS;
     printf("%-28s %10.3f %10.1f\n", op_names[op], ms, op_bytes(&b, op) / (ms * 1e6));
   }
 
