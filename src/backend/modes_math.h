@@ -99,10 +99,20 @@ PT_HD static inline void pt_hermitian_eigen(int k, const ptyc_c64 *a, double *ev
     double norm = 0.0;
     for (int r = 0; r < k; r++) norm += e[r].re * e[r].re + e[r].im * e[r].im;
     if (norm < 0.25) continue; /* the duplicate of an eigenvector already taken */
+    /* An eigenvector is defined up to a phase, which the real embedding picks by
+     * rounding: fix it so the largest component is real and positive, so every
+     * backend returns the same modes. */
+    int big = 0;
+    for (int r = 1; r < k; r++)
+      if (e[r].re * e[r].re + e[r].im * e[r].im > e[big].re * e[big].re + e[big].im * e[big].im)
+        big = r;
+    double mag = sqrt(e[big].re * e[big].re + e[big].im * e[big].im);
+    double ur = e[big].re / mag, ui = -e[big].im / mag; /* conj(phase) */
     norm = 1.0 / sqrt(norm);
     for (int r = 0; r < k; r++) {
-      e[r].re *= norm;
-      e[r].im *= norm;
+      double re = e[r].re * ur - e[r].im * ui, im = e[r].re * ui + e[r].im * ur;
+      e[r].re = re * norm;
+      e[r].im = im * norm;
     }
     evals[taken++] = lambda;
   }
