@@ -18,7 +18,19 @@ typedef struct cpu_fft {
   int m, count;
 } cpu_fft;
 
-static void cpu_destroy(void *ctx) { free(ctx); }
+static void cpu_destroy(void *ctx) {
+  free(((pt_cpu_ctx *)ctx)->scratch);
+  free(ctx);
+}
+
+void *pt_cpu_scratch(pt_cpu_ctx *ctx, size_t nbytes) {
+  if (nbytes <= ctx->scratch_nbytes) return ctx->scratch;
+  void *grown = realloc(ctx->scratch, nbytes);
+  if (grown == NULL) return NULL;
+  ctx->scratch = grown;
+  ctx->scratch_nbytes = nbytes;
+  return grown;
+}
 
 static ptyc_status cpu_sync(void *ctx) { return PTYC_OK; }
 

@@ -94,7 +94,7 @@ ptyc_status pt_cpu_shift_spectrum(void *ctx, const ptyc_scan *scan, int first, i
                                   const ptyc_c32 *spectrum, float scale, ptyc_c32 *out) {
   int m = scan->m, k_modes = scan->n_modes;
   size_t image = (size_t)m * m;
-  ptyc_c32 *ramps = malloc(sizeof(ptyc_c32) * 2 * m * (size_t)(n > 0 ? n : 1));
+  ptyc_c32 *ramps = pt_cpu_scratch(ctx, sizeof(ptyc_c32) * 2 * m * (size_t)(n > 0 ? n : 1));
   if (ramps == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory in shift_spectrum");
 #pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
   for (int b = 0; b < n; b++) {
@@ -111,7 +111,6 @@ ptyc_status pt_cpu_shift_spectrum(void *ctx, const ptyc_scan *scan, int first, i
       }
     }
   }
-  free(ramps);
   return PTYC_OK;
 }
 
@@ -119,7 +118,7 @@ ptyc_status pt_cpu_unshift_accumulate(void *ctx, const ptyc_scan *scan, int firs
                                       const ptyc_c32 *spectra, float scale, ptyc_c32 *acc) {
   int m = scan->m, k_modes = scan->n_modes;
   size_t image = (size_t)m * m;
-  ptyc_c32 *ramps = malloc(sizeof(ptyc_c32) * 2 * m * (size_t)(n > 0 ? n : 1));
+  ptyc_c32 *ramps = pt_cpu_scratch(ctx, sizeof(ptyc_c32) * 2 * m * (size_t)(n > 0 ? n : 1));
   if (ramps == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory in unshift_accumulate");
   for (int b = 0; b < n; b++) {
     patch_pos p = batch_position(scan, first, b);
@@ -142,7 +141,6 @@ ptyc_status pt_cpu_unshift_accumulate(void *ctx, const ptyc_scan *scan, int firs
         a->re += (float)(scale * re);
         a->im += (float)(scale * im);
       }
-  free(ramps);
   return PTYC_OK;
 }
 
@@ -216,7 +214,7 @@ ptyc_status pt_cpu_fourier_residual(void *ctx, const ptyc_scan *scan, int first,
   size_t image = (size_t)m * m;
   float *intensity = NULL;
   if (noise_model == PTYC_NOISE_POISSON) {
-    intensity = malloc(sizeof(float) * image * (size_t)(n > 0 ? n : 1));
+    intensity = pt_cpu_scratch(ctx, sizeof(float) * image * (size_t)(n > 0 ? n : 1));
     if (intensity == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory in fourier_residual");
   }
 #pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
@@ -227,7 +225,6 @@ ptyc_status pt_cpu_fourier_residual(void *ctx, const ptyc_scan *scan, int first,
                   ? poisson_residual(m, k_modes, d, mask, wb, intensity + (size_t)b * image)
                   : gaussian_residual(m, k_modes, d, mask, wb);
   }
-  free(intensity);
   return PTYC_OK;
 }
 
@@ -344,7 +341,7 @@ ptyc_status pt_cpu_orthogonalize_modes(void *ctx, ptyc_c32 *probe, int n_modes, 
     }
   pt_hermitian_eigen(k, gram, evals, vecs, work);
   /* New mode a = sum_j vecs[a][j] P_j: orthogonal with power evals[a]. */
-  ptyc_c32 *old = malloc(sizeof(ptyc_c32) * image * k);
+  ptyc_c32 *old = pt_cpu_scratch(ctx, sizeof(ptyc_c32) * image * k);
   if (old == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory orthogonalising modes");
   memcpy(old, probe, sizeof(ptyc_c32) * image * k);
 #pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
@@ -359,6 +356,5 @@ ptyc_status pt_cpu_orthogonalize_modes(void *ctx, ptyc_c32 *probe, int n_modes, 
       }
       probe[a * image + t] = pt_c32((float)re, (float)im);
     }
-  free(old);
   return PTYC_OK;
 }

@@ -8,7 +8,13 @@
 typedef struct pt_cpu_ctx {
   int threads;
   double timer_start_s; /* ptyc_timer_start's wall clock */
+  void *scratch;        /* ops' work space: grows to the largest need, then is reused */
+  size_t scratch_nbytes;
 } pt_cpu_ctx;
+
+/* At least `nbytes` of work space, valid until the next call; NULL when out of memory.
+ * It grows during the first iteration only: later iterations ask for the same sizes. */
+void *pt_cpu_scratch(pt_cpu_ctx *ctx, size_t nbytes);
 
 ptyc_status pt_cpu_scale(void *ctx, ptyc_c32 *x, size_t count, float s);
 ptyc_status pt_cpu_norm2(void *ctx, const ptyc_c32 *x, size_t count, double *out, int accumulate);
