@@ -25,6 +25,20 @@ typedef struct ptyc_compare_object {
 ptyc_status ptyc_object_nrmse(const ptyc_compare_object *recon, const ptyc_compare_object *truth,
                               const ptyc_c32 *probe, int n_modes, int m, double *nrmse);
 
+/* What ptyc_object_compare found besides the NRMSE. */
+typedef struct ptyc_compare_result {
+  double nrmse;
+  long n_pixels;             /* pixels of the illuminated region */
+  int offset_y, offset_x;    /* recon pixel = truth pixel + offset */
+  double ramp_y, ramp_x;     /* g (radians per pixel), about the region's centroid */
+  ptyc_c64 scale;            /* c */
+} ptyc_compare_result;
+
+/* ptyc_object_nrmse with the details (`ptyc compare` prints the pixel count). */
+ptyc_status ptyc_object_compare(const ptyc_compare_object *recon, const ptyc_compare_object *truth,
+                                const ptyc_c32 *probe, int n_modes, int m,
+                                ptyc_compare_result *result);
+
 #ifdef __cplusplus
 }
 #endif
