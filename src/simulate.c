@@ -14,8 +14,9 @@
  * The pieces:
  *   probe    - a circular aperture of diameter aperture_frac * M in the far field with a
  *              quadratic (defocus) phase, propagated to the sample plane by an inverse
- *              FFT; K incoherent modes are this probe times low-order polynomials,
- *              orthonormalised (complex Gram-Schmidt) and given powers 1, 0.3/1, 0.3/2, ...
+ *              FFT; K incoherent modes are this probe times Hermite-like functions
+ *              x^a y^b exp(-r^2/2), orthonormalised (complex Gram-Schmidt) and given
+ *              powers 1, 0.3/1, 0.3/2, ...
  *   scan     - a Fermat spiral whose step gives the requested linear overlap of
  *              neighbouring probes, plus uniform jitter of +-jitter_px on each axis
  *   object   - a Siemens star (36 spokes: amplitude 1 -> 0.6, phase 0 -> 1 rad) times

@@ -14,7 +14,8 @@ typedef struct ptyc_sim_params {
   int m;                 /* pattern / probe size M (pixels) */
   int n_positions;       /* number of scan positions (Fermat spiral) */
   int n_modes;           /* incoherent probe modes K */
-  double photons;        /* mean total photons per pattern; <= 0 = no noise */
+  double photons;        /* mean total photons per pattern; <= 0 = no noise (the
+                            noiseless patterns then hold 1e6 counts on average) */
   double overlap;        /* linear overlap of neighbouring probes, 0..1 (0.7) */
   double jitter_px;      /* sub-pixel jitter amplitude of positions (pixels) */
   double aperture_frac;  /* aperture diameter as a fraction of M in the focal plane */
