@@ -167,6 +167,10 @@ static const key_spec keys[] = {
     {.name = "lsqml.max_step", .kind = KEY_FLOAT, FIELD(lsqml.max_step),
      .lo_bound = BOUND_EXCL, .lo = 0, .default_number = 2.0, .unit = "",
      .doc = "upper bound of the per-position step sizes"},
+    {.name = "lsqml.momentum", .kind = KEY_FLOAT, FIELD(lsqml.momentum),
+     .lo_bound = BOUND_INCL, .lo = 0, .hi_bound = BOUND_INCL, .hi = 0.95,
+     .default_number = 0.5, .unit = "",
+     .doc = "heavy-ball momentum between iterations: X += momentum (X - X_previous)"},
 
     {.name = "output.directory", .kind = KEY_PATH, FIELD(output.directory),
      .default_text = "ptyc_out", .unit = "path",

@@ -63,6 +63,7 @@ typedef struct ptyc_lsqml_options {
   double probe_damping;     /* same, for the probe's object-intensity preconditioner */
   double step_regularization; /* Tikhonov term of the 2x2 step-size system, relative */
   double max_step;          /* upper bound of the per-position step sizes */
+  double momentum;          /* heavy-ball momentum between iterations, 0 = off */
 } ptyc_lsqml_options;
 
 typedef struct ptyc_output_options {
