@@ -78,6 +78,7 @@ static const char *const format_words[] = {"auto", "native", NULL};
 static const char *const engine_words[] = {"lsqml", "autodiff", NULL};
 static const char *const device_words[] = {"auto", "cpu", "cuda", NULL};
 static const char *const batch_order_words[] = {"random", "compact", NULL};
+static const char *const patterns_words[] = {"auto", "resident", "stream", NULL};
 static const char *const noise_words[] = {"gaussian", "poisson", NULL};
 
 _Static_assert(PTYC_DEVICE_AUTO == 0 && PTYC_DEVICE_CPU == 1 && PTYC_DEVICE_CUDA == 2,
@@ -121,6 +122,10 @@ static const key_spec keys[] = {
      FIELD(reconstructor.batch_order), .words = batch_order_words,
      .default_text = "random", .unit = "",
      .doc = "minibatches of positions drawn at random, or spatially compact"},
+    {.name = "reconstructor.patterns", .kind = KEY_ENUM, FIELD(reconstructor.patterns),
+     .words = patterns_words, .default_text = "auto", .unit = "",
+     .doc = "patterns on the device (\"resident\"), streamed from page-locked host memory "
+            "batch by batch (\"stream\"), or \"auto\": resident when they fit"},
     {.name = "reconstructor.memory_fraction", .kind = KEY_FLOAT,
      FIELD(reconstructor.memory_fraction), .lo_bound = BOUND_EXCL, .lo = 0,
      .hi_bound = BOUND_INCL, .hi = 1, .default_number = 0.9,

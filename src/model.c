@@ -325,11 +325,17 @@ ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc
   PT_CHECK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * obj, &model->object));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * image * k_modes, &model->probe));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(double) * 2 * n, &model->positions));
-  PT_CHECK(ptyc_buf_alloc(be, model->pattern_nbytes, &model->patterns));
+  model->streaming = opts->reconstructor.patterns == PTYC_PATTERNS_STREAM;
+  if (model->streaming) {
+    PT_CHECK(ptyc_host_alloc(be, model->pattern_nbytes, (void **)&model->patterns_host));
+    memcpy(model->patterns_host, ds->patterns, model->pattern_nbytes);
+  } else {
+    PT_CHECK(ptyc_buf_alloc(be, model->pattern_nbytes, &model->patterns));
+    PT_CHECK(ptyc_buf_upload(be, model->patterns, 0, ds->patterns, model->pattern_nbytes));
+  }
   PT_CHECK(ptyc_buf_upload(be, model->object, 0, host_object, model->object.nbytes));
   PT_CHECK(ptyc_buf_upload(be, model->probe, 0, host_probe, model->probe.nbytes));
   PT_CHECK(ptyc_buf_upload(be, model->positions, 0, model->positions_host, model->positions.nbytes));
-  PT_CHECK(ptyc_buf_upload(be, model->patterns, 0, ds->patterns, model->pattern_nbytes));
   if (ds->mask) {
     host_mask = malloc(sizeof(float) * image);
     if (host_mask == NULL) PT_FAIL(PTYC_E_NOMEM, "out of host memory for the mask");
@@ -368,6 +374,8 @@ void ptyc_model_free(ptyc_model *model) {
   ptyc_buf_free(model->be, &model->positions);
   ptyc_buf_free(model->be, &model->patterns);
   ptyc_buf_free(model->be, &model->mask);
+  ptyc_host_free(model->be, model->patterns_host);
+  model->patterns_host = NULL;
   free(model->positions_host);
   model->positions_host = NULL;
 }

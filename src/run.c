@@ -92,8 +92,26 @@ static size_t plan_total(const ptyc_model *shape, const char *engine, size_t mod
   return model_bytes + engine_bytes;
 }
 
-/* Picks the batch size ("auto" = the largest that fits) and fails early, with the
- * figures and a batch size that would fit, if the plan exceeds free memory. */
+/* The largest batch whose plan fits `budget` bytes, or 0. */
+static int largest_batch(const ptyc_model *shape, const char *engine, size_t model_bytes,
+                         double budget) {
+  int fits = 0;
+  for (int lo = 1, hi = shape->n_positions; lo <= hi;) {
+    int mid = lo + (hi - lo) / 2;
+    if ((double)plan_total(shape, engine, model_bytes, mid) <= budget) {
+      fits = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return fits;
+}
+
+/* Chooses where the patterns live ("auto": on the device when they fit with at least the
+ * asked-for batch, else streamed from page-locked host memory) and the batch size
+ * ("auto" = the largest that fits), and fails early, with the figures and a batch size
+ * that would fit, if the plan exceeds free memory. */
 static ptyc_status plan_memory(ptyc_backend *be, const ptyc_dataset *ds, ptyc_options *opts,
                                size_t *planned, FILE *out) {
   ptyc_device_info info;
@@ -104,31 +122,39 @@ static ptyc_status plan_memory(ptyc_backend *be, const ptyc_dataset *ds, ptyc_op
   shape.n_positions = ds->n_patterns;
   shape.m = ds->m;
   shape.n_modes = opts->probe.modes;
+  size_t pattern_bytes = (size_t)ds->n_patterns * ds->m * ds->m * sizeof(float);
   double budget = opts->reconstructor.memory_fraction * (double)info.memory_free;
   const char *engine = opts->reconstructor.engine;
-  int fits = 0; /* largest batch that fits the budget */
-  for (int lo = 1, hi = ds->n_patterns; lo <= hi;) {
-    int mid = lo + (hi - lo) / 2;
-    if ((double)plan_total(&shape, engine, model_bytes, mid) <= budget) {
-      fits = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
+  int cpu = strcmp(ptyc_backend_name(be), "cpu") == 0;
+  int wanted = opts->reconstructor.batch_size; /* 0 = auto */
+
+  ptyc_patterns_place place = opts->reconstructor.patterns;
+  if (place == PTYC_PATTERNS_AUTO) {
+    int fits_resident = largest_batch(&shape, engine, model_bytes, budget);
+    place = (cpu || fits_resident >= (wanted > 0 ? wanted : 1)) ? PTYC_PATTERNS_RESIDENT
+                                                                : PTYC_PATTERNS_STREAM;
   }
-  if (opts->reconstructor.batch_size == 0) {
+  opts->reconstructor.patterns = place;
+  shape.streaming = place == PTYC_PATTERNS_STREAM;
+  size_t device_model_bytes = model_bytes - (shape.streaming ? pattern_bytes : 0);
+  int fits = largest_batch(&shape, engine, device_model_bytes, budget);
+  if (wanted == 0) {
     /* On a CPU large batches only cost memory; keep LSQML's usual minibatch there. */
-    int cap = strcmp(ptyc_backend_name(be), "cpu") == 0 ? 64 : ds->n_patterns;
+    int cap = cpu ? 64 : ds->n_patterns;
     opts->reconstructor.batch_size = fits < cap ? fits : cap;
     if (opts->reconstructor.batch_size == 0) opts->reconstructor.batch_size = 1;
   }
   int batch = opts->reconstructor.batch_size;
-  *planned = plan_total(&shape, engine, model_bytes, batch);
-  if (out)
+  *planned = plan_total(&shape, engine, device_model_bytes, batch);
+  if (out) {
     fprintf(out, "memory   %.2f GiB on %s (%.2f GiB free; patterns %.2f GiB, object %d x %d, "
                  "batch %d)\n", *planned / GIB, ptyc_backend_name(be), info.memory_free / GIB,
-            (double)ds->n_patterns * ds->m * ds->m * sizeof(float) / GIB, shape.obj_h,
-            shape.obj_w, batch);
+            pattern_bytes / GIB, shape.obj_h, shape.obj_w, batch);
+    if (!cpu)
+      fprintf(out, "patterns %s\n", shape.streaming
+                  ? "streamed from page-locked host memory, two batches in flight"
+                  : "resident on the device");
+  }
   if ((double)*planned > budget) {
     if (fits > 0)
       return ptyc_fail(PTYC_E_NOMEM, "the reconstruction needs %.2f GiB but %.0f%% of the "
@@ -138,8 +164,9 @@ static ptyc_status plan_memory(ptyc_backend *be, const ptyc_dataset *ds, ptyc_op
                        info.memory_free / GIB, budget / GIB, fits);
     return ptyc_fail(PTYC_E_NOMEM, "the reconstruction needs %.2f GiB even with batch 1 but "
                                    "only %.2f GiB may be used on %s: use a device with more "
-                                   "memory or bin the patterns",
-                     plan_total(&shape, engine, model_bytes, 1) / GIB, budget / GIB,
+                                   "memory, reconstructor.patterns = \"stream\", or bin the "
+                                   "patterns",
+                     plan_total(&shape, engine, device_model_bytes, 1) / GIB, budget / GIB,
                      ptyc_backend_name(be));
   }
   return PTYC_OK;

@@ -18,34 +18,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/batching.h"
+#include "common/pattern_feed.h"
 #include "engine_impl.h"
 #include "pt_try.h"
-#include "rng.h"
 
 typedef struct lsqml {
   ptyc_model *model;
   ptyc_backend *be;
   ptyc_options opts;
   ptyc_scan scan;
-  int batch_max;          /* largest minibatch */
-  int n_batches;
+  pt_batching batching;   /* minibatch sizes and each iteration's order */
   int32_t *order_host;    /* [N] this iteration's order */
-  int32_t *compact_order; /* [N] spatially sorted order (compact minibatches) */
   ptyc_fft *plan_probe;   /* K transforms */
   ptyc_fft *plan_big;     /* batch_max * K transforms */
   ptyc_fft *plan_small;   /* (batch_max - 1) * K transforms, when batches differ in size */
   ptyc_buf order, probe_spectrum, probes, waves, g, cost, loss, alpha;
   ptyc_buf obj_num, obj_den, dobject, probe_num, probe_den, dprobe;
+  pt_pattern_feed feed;                     /* the batches' measured patterns */
   ptyc_buf previous_object, previous_probe; /* state at the end of the last iteration */
   ptyc_buf momentum_weights;                /* float {-1, -mu} for ptyc_op_axpy_mean */
 } lsqml;
-
-/* Minibatch b of n_batches over N positions: sizes differ by at most one. */
-static void batch_range(int n_positions, int n_batches, int b, int *first, int *n) {
-  int base = n_positions / n_batches, extra = n_positions % n_batches;
-  *first = b * base + (b < extra ? b : extra);
-  *n = base + (b < extra ? 1 : 0);
-}
 
 static size_t image_bytes(const ptyc_model *m) { return (size_t)m->m * m->m * sizeof(ptyc_c32); }
 
@@ -58,42 +51,14 @@ static size_t lsqml_plan_bytes(const ptyc_model *m, int batch) {
          + obj * (3 * sizeof(ptyc_c32) + sizeof(float)) /* obj_num, dobject, previous, obj_den */
          + modes + 2 * sizeof(float)                 /* previous probe, momentum weights */
          + (size_t)batch * (2 * sizeof(float) + sizeof(double)) + sizeof(double) +
-         (size_t)m->n_positions * sizeof(int32_t);
-}
-
-typedef struct keyed {
-  double key;
-  int32_t index;
-} keyed;
-
-static int cmp_keyed(const void *a, const void *b) {
-  double d = ((const keyed *)a)->key - ((const keyed *)b)->key;
-  return (d > 0) - (d < 0);
-}
-
-/* Spatially compact minibatches: positions sorted into horizontal strips (one per
- * sqrt(n_batches)), serpentine within strips; consecutive runs form the batches. */
-static ptyc_status compact_order(const ptyc_model *m, int n_batches, int32_t *order) {
-  int n = m->n_positions, strips = (int)ceil(sqrt((double)n_batches));
-  keyed *items = malloc(sizeof(keyed) * n);
-  if (items == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory sorting positions");
-  for (int j = 0; j < n; j++) items[j] = (keyed){m->positions_host[2 * j], j};
-  qsort(items, n, sizeof *items, cmp_keyed);
-  for (int s = 0; s < strips; s++) {
-    int first = (int)((long)n * s / strips), last = (int)((long)n * (s + 1) / strips);
-    for (int i = first; i < last; i++)
-      items[i].key = (s % 2 ? -1.0 : 1.0) * m->positions_host[2 * items[i].index + 1];
-    qsort(items + first, last - first, sizeof *items, cmp_keyed);
-  }
-  for (int j = 0; j < n; j++) order[j] = items[j].index;
-  free(items);
-  return PTYC_OK;
+         (size_t)m->n_positions * sizeof(int32_t) + pt_feed_plan_bytes(m, batch);
 }
 
 static void lsqml_free(void *state) {
   lsqml *s = state;
   if (s == NULL) return;
   ptyc_backend *be = s->be;
+  pt_feed_free(&s->feed);
   ptyc_buf *bufs[] = {&s->order,   &s->probe_spectrum, &s->probes,    &s->waves,
                       &s->g,       &s->cost,           &s->loss,      &s->alpha,
                       &s->obj_num, &s->obj_den,        &s->dobject,   &s->probe_num,
@@ -104,7 +69,7 @@ static void lsqml_free(void *state) {
   ptyc_fft_free(be, s->plan_big);
   ptyc_fft_free(be, s->plan_small);
   free(s->order_host);
-  free(s->compact_order);
+  pt_batching_free(&s->batching);
   free(s);
 }
 
@@ -117,25 +82,23 @@ static ptyc_status lsqml_init(ptyc_model *model, const ptyc_options *opts, void 
   s->be = be;
   s->opts = *opts;
   int n = model->n_positions, k_modes = model->n_modes;
-  int batch = opts->reconstructor.batch_size;
-  if (batch <= 0 || batch > n) batch = n;
-  s->n_batches = (n + batch - 1) / batch;
-  s->batch_max = (n + s->n_batches - 1) / s->n_batches;
+  PT_CHECK(pt_batching_init(&s->batching, model, opts->reconstructor.batch_size,
+                            opts->reconstructor.batch_order, opts->reconstructor.seed));
+  int batch_max = s->batching.batch_max, n_batches = s->batching.n_batches;
 
   size_t modes = image_bytes(model) * k_modes, obj = (size_t)model->obj_h * model->obj_w;
   s->order_host = malloc(sizeof(int32_t) * n);
-  s->compact_order = malloc(sizeof(int32_t) * n);
-  if (!s->order_host || !s->compact_order) PT_FAIL(PTYC_E_NOMEM, "out of memory (lsqml order)");
-  PT_CHECK(compact_order(model, s->n_batches, s->compact_order));
+  if (s->order_host == NULL) PT_FAIL(PTYC_E_NOMEM, "out of memory (lsqml order)");
 
   PT_CHECK(ptyc_buf_alloc(be, sizeof(int32_t) * n, &s->order));
+  PT_CHECK(pt_feed_init(&s->feed, model, &s->batching));
   PT_CHECK(ptyc_buf_alloc(be, modes, &s->probe_spectrum));
-  PT_CHECK(ptyc_buf_alloc(be, modes * s->batch_max, &s->probes));
-  PT_CHECK(ptyc_buf_alloc(be, modes * s->batch_max, &s->waves));
-  PT_CHECK(ptyc_buf_alloc(be, modes * s->batch_max, &s->g));
-  PT_CHECK(ptyc_buf_alloc(be, sizeof(double) * s->batch_max, &s->cost));
+  PT_CHECK(ptyc_buf_alloc(be, modes * batch_max, &s->probes));
+  PT_CHECK(ptyc_buf_alloc(be, modes * batch_max, &s->waves));
+  PT_CHECK(ptyc_buf_alloc(be, modes * batch_max, &s->g));
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(double) * batch_max, &s->cost));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(double), &s->loss));
-  PT_CHECK(ptyc_buf_alloc(be, sizeof(float) * 2 * s->batch_max, &s->alpha));
+  PT_CHECK(ptyc_buf_alloc(be, sizeof(float) * 2 * batch_max, &s->alpha));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * obj, &s->obj_num));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(float) * obj, &s->obj_den));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * obj, &s->dobject));
@@ -153,9 +116,9 @@ static ptyc_status lsqml_init(ptyc_model *model, const ptyc_options *opts, void 
   PT_CHECK(ptyc_buf_zero(be, s->dprobe, 0, s->dprobe.nbytes));
 
   PT_CHECK(ptyc_fft_plan(be, model->m, k_modes, &s->plan_probe));
-  PT_CHECK(ptyc_fft_plan(be, model->m, k_modes * s->batch_max, &s->plan_big));
-  if (n % s->n_batches != 0)
-    PT_CHECK(ptyc_fft_plan(be, model->m, k_modes * (s->batch_max - 1), &s->plan_small));
+  PT_CHECK(ptyc_fft_plan(be, model->m, k_modes * batch_max, &s->plan_big));
+  if (n % n_batches != 0)
+    PT_CHECK(ptyc_fft_plan(be, model->m, k_modes * (batch_max - 1), &s->plan_small));
 
   s->scan = (ptyc_scan){.m = model->m, .n_modes = k_modes, .obj_h = model->obj_h,
                         .obj_w = model->obj_w, .positions = model->positions,
@@ -167,36 +130,13 @@ fail:
   return st;
 }
 
-/* This iteration's order: a fresh permutation (random batches), or the compact batches
- * in a fresh order of batches. Same seed and iteration, same order, on any machine. */
-static void make_order(lsqml *s, int iteration) {
-  int n = s->model->n_positions;
-  uint64_t key = s->opts.reconstructor.seed;
-  if (s->opts.reconstructor.batch_order == PTYC_BATCH_RANDOM) {
-    for (int j = 0; j < n; j++) s->order_host[j] = j;
-    pt_rng_shuffle_i32(key, (uint64_t)iteration, s->order_host, n);
-    return;
-  }
-  int32_t batches[4096];
-  int nb = s->n_batches < 4096 ? s->n_batches : 4096;
-  for (int b = 0; b < nb; b++) batches[b] = b;
-  pt_rng_shuffle_i32(key, (uint64_t)iteration, batches, nb);
-  int at = 0;
-  for (int i = 0; i < nb; i++) {
-    int first, count;
-    batch_range(n, s->n_batches, batches[i], &first, &count);
-    memcpy(s->order_host + at, s->compact_order + first, sizeof(int32_t) * count);
-    at += count;
-  }
-}
-
-static ptyc_status lsqml_batch(lsqml *s, int first, int n) {
+static ptyc_status lsqml_batch(lsqml *s, int b, int first, int n) {
   ptyc_backend *be = s->be;
   ptyc_model *m = s->model;
   const ptyc_scan *scan = &s->scan;
   const ptyc_lsqml_options *lo = &s->opts.lsqml;
   int object_on = s->opts.object.optimizable, probe_on = s->opts.probe.optimizable;
-  ptyc_fft *plan = n == s->batch_max ? s->plan_big : s->plan_small;
+  ptyc_fft *plan = n == s->batching.batch_max ? s->plan_big : s->plan_small;
   size_t modes_count = (size_t)m->n_modes * m->m * m->m;
   size_t obj_count = (size_t)m->obj_h * m->obj_w;
   float inv_pixels = 1.f / (float)(m->m * m->m);
@@ -208,8 +148,12 @@ static ptyc_status lsqml_batch(lsqml *s, int first, int n) {
   PT_TRY(ptyc_fft_exec(be, plan, s->probes, 1));
   PT_TRY(ptyc_op_exit_waves(be, scan, first, n, m->object, s->probes, s->waves));
   PT_TRY(ptyc_fft_exec(be, plan, s->waves, 0));
-  PT_TRY(ptyc_op_fourier_residual(be, scan, first, n, lo->noise_model, m->patterns, m->mask,
-                                  s->waves, s->cost));
+  ptyc_buf patterns;
+  const ptyc_scan *pattern_scan;
+  int pattern_first;
+  PT_TRY(pt_feed_batch(&s->feed, scan, b, first, &patterns, &pattern_scan, &pattern_first));
+  PT_TRY(ptyc_op_fourier_residual(be, pattern_scan, pattern_first, n, lo->noise_model, patterns,
+                                  m->mask, s->waves, s->cost));
   PT_TRY(ptyc_op_sum(be, s->cost, (size_t)n, s->loss, 1));
   PT_TRY(ptyc_fft_exec(be, plan, s->waves, 1)); /* waves now hold chi */
   if (!object_on && !probe_on) return PTYC_OK;
@@ -266,13 +210,14 @@ static ptyc_status momentum(lsqml *s, ptyc_buf x, ptyc_buf previous, int iterati
 static ptyc_status lsqml_step(void *state, int iteration, double *loss) {
   lsqml *s = state;
   ptyc_model *m = s->model;
-  make_order(s, iteration);
+  pt_batch_order(&s->batching, iteration, s->order_host);
   PT_TRY(ptyc_buf_upload(s->be, s->order, 0, s->order_host, s->order.nbytes));
   PT_TRY(ptyc_buf_zero(s->be, s->loss, 0, sizeof(double)));
-  for (int b = 0; b < s->n_batches; b++) {
+  PT_TRY(pt_feed_begin(&s->feed, s->order_host));
+  for (int b = 0; b < s->batching.n_batches; b++) {
     int first, n;
-    batch_range(m->n_positions, s->n_batches, b, &first, &n);
-    PT_TRY(lsqml_batch(s, first, n));
+    pt_batch_range(&s->batching, b, &first, &n);
+    PT_TRY(lsqml_batch(s, b, first, n));
   }
   if (s->opts.lsqml.momentum > 0.0) {
     if (s->opts.object.optimizable)

@@ -92,6 +92,22 @@ ptyc_status ptyc_buf_zero(ptyc_backend *be, ptyc_buf dst, size_t offset, size_t 
 ptyc_status ptyc_buf_copy(ptyc_backend *be, ptyc_buf dst, size_t dst_offset, ptyc_buf src,
                           size_t src_offset, size_t nbytes);
 
+/* ---- streaming from host memory ----------------------------------------------------------
+ * For data larger than the device: host memory the device can read asynchronously, and
+ * copies that overlap computation. On the CPU these are plain memory and memcpy. */
+
+/* Host memory for asynchronous uploads (page-locked on GPUs). */
+ptyc_status ptyc_host_alloc(ptyc_backend *be, size_t nbytes, void **ptr);
+void ptyc_host_free(ptyc_backend *be, void *ptr); /* NULL-safe */
+/* Queues dst[dst_offset ..] = src on the backend's copy queue, after the computation
+ * queued so far (so it never overwrites data still in use), and returns at once. `src`
+ * comes from ptyc_host_alloc and must not change until the copy is done. `group` (0 or 1)
+ * names the copies for ptyc_buf_upload_wait. */
+ptyc_status ptyc_buf_upload_async(ptyc_backend *be, int group, ptyc_buf dst, size_t dst_offset,
+                                  const void *src, size_t nbytes);
+/* Computation queued from now on waits for the copies queued so far in `group`. */
+ptyc_status ptyc_buf_upload_wait(ptyc_backend *be, int group);
+
 /* ---- FFT -------------------------------------------------------------------------------- */
 
 /* Plans `count` unnormalised 2-D transforms of M x M complex images stored one after

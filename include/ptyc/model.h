@@ -21,7 +21,11 @@ typedef struct ptyc_model {
   ptyc_buf object;      /* c32 [H][W] */
   ptyc_buf probe;       /* c32 [K][M][M] */
   ptyc_buf positions;   /* double [N][2] (y, x) top-left on the object grid */
-  ptyc_buf patterns;    /* float [N][M][M] intensities, zero frequency at [0][0] */
+  ptyc_buf patterns;    /* float [N][M][M] intensities, zero frequency at [0][0];
+                           {NULL} when streaming */
+  int streaming;        /* patterns stay in page-locked host memory (patterns_host) and
+                           are copied to the device batch by batch */
+  float *patterns_host; /* streaming: [N][M][M], from ptyc_host_alloc */
   ptyc_buf mask;        /* float [M][M] 1 valid / 0 invalid, or {NULL} */
   double *positions_host;   /* [N][2], same as `positions` */
   double offset_px[2];      /* object grid = file grid + offset (y, x) */

@@ -29,6 +29,12 @@ typedef enum ptyc_batch_order {
   PTYC_BATCH_COMPACT     /* spatially compact minibatches */
 } ptyc_batch_order;
 
+typedef enum ptyc_patterns_place {
+  PTYC_PATTERNS_AUTO = 0,   /* on the device when they fit, else streamed */
+  PTYC_PATTERNS_RESIDENT,   /* all patterns on the device */
+  PTYC_PATTERNS_STREAM      /* page-locked host memory, copied batch by batch */
+} ptyc_patterns_place;
+
 typedef struct ptyc_data_options {
   char path[PTYC_PATH_MAX]; /* dataset file; relative paths are relative to the job file */
   char format[32];          /* "auto" | "native" */
@@ -43,6 +49,7 @@ typedef struct ptyc_reconstructor_options {
   ptyc_batch_order batch_order;
   double memory_fraction;   /* share of free device memory "auto" batches may use */
   int threads;              /* CPU threads; 0 = all cores (OMP_NUM_THREADS wins) */
+  ptyc_patterns_place patterns; /* where the measured patterns live during the run */
 } ptyc_reconstructor_options;
 
 typedef struct ptyc_object_options {

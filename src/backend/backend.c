@@ -218,6 +218,35 @@ ptyc_status ptyc_buf_copy(ptyc_backend *be, ptyc_buf dst, size_t dst_offset, pty
                       (const char *)src.ptr + src_offset, nbytes);
 }
 
+/* ---- streaming from host memory ------------------------------------------------------------ */
+
+ptyc_status ptyc_host_alloc(ptyc_backend *be, size_t nbytes, void **ptr) {
+  SLOT(be, host_alloc);
+  *ptr = NULL;
+  if (nbytes == 0) return ptyc_fail(PTYC_E_ARG, "ptyc_host_alloc: zero bytes requested");
+  return be->vt->host_alloc(be->ctx, nbytes, ptr);
+}
+
+void ptyc_host_free(ptyc_backend *be, void *ptr) {
+  if (be == NULL || ptr == NULL) return;
+  be->vt->host_free(be->ctx, ptr);
+}
+
+ptyc_status ptyc_buf_upload_async(ptyc_backend *be, int group, ptyc_buf dst, size_t dst_offset,
+                                  const void *src, size_t nbytes) {
+  SLOT(be, upload_async);
+  if (group < 0 || group > 1) return ptyc_fail(PTYC_E_ARG, "%s: group must be 0 or 1", __func__);
+  PT_TRY(check_range(__func__, dst, dst_offset, nbytes));
+  if (nbytes == 0) return PTYC_OK;
+  return be->vt->upload_async(be->ctx, group, (char *)dst.ptr + dst_offset, src, nbytes);
+}
+
+ptyc_status ptyc_buf_upload_wait(ptyc_backend *be, int group) {
+  SLOT(be, upload_wait);
+  if (group < 0 || group > 1) return ptyc_fail(PTYC_E_ARG, "%s: group must be 0 or 1", __func__);
+  return be->vt->upload_wait(be->ctx, group);
+}
+
 /* ---- FFT --------------------------------------------------------------------------------- */
 
 ptyc_status ptyc_fft_plan(ptyc_backend *be, int m, int count, ptyc_fft **out) {

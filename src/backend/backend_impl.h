@@ -22,6 +22,11 @@ typedef struct pt_backend_vtable {
   ptyc_status (*zero)(void *ctx, void *dst, size_t nbytes);
   ptyc_status (*copy)(void *ctx, void *dst, const void *src, size_t nbytes);
 
+  ptyc_status (*host_alloc)(void *ctx, size_t nbytes, void **ptr);
+  void (*host_free)(void *ctx, void *ptr);
+  ptyc_status (*upload_async)(void *ctx, int group, void *dst, const void *src, size_t nbytes);
+  ptyc_status (*upload_wait)(void *ctx, int group);
+
   ptyc_status (*fft_plan)(void *ctx, int m, int count, void **plan);
   ptyc_status (*fft_exec)(void *ctx, void *plan, ptyc_c32 *data, int inverse);
   void (*fft_free)(void *ctx, void *plan);

@@ -2,7 +2,8 @@
  * warm-up iteration), peak device memory, object NRMSE against the file's truth, and
  * the achieved fraction of a measured device-to-device copy bandwidth.
  *   bench_lsqml DATA.h5 [--device cuda|cpu] [--iterations 30] [--batch 96] [--modes 4]
- *               [--noise poisson|gaussian] [--json OUT.json]
+ *               [--noise poisson|gaussian] [--patterns resident|stream] [--json OUT.json]
+ * DATA.h5 may be "preset:NAME" to simulate that preset in memory instead of reading a file.
  * Not a test: run it through tests/bench/run.sh. */
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "ptyc/compare.h"
 #include "ptyc/engine.h"
 #include "ptyc/model.h"
+#include "ptyc/simulate.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define CHECK(expr)                                                                       \
@@ -67,6 +69,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--modes")) opts.probe.modes = atoi(next), i++;
     else if (!strcmp(argv[i], "--noise")) opts.lsqml.noise_model = !strcmp(next, "gaussian") ? PTYC_NOISE_GAUSSIAN : PTYC_NOISE_POISSON, i++;
     else if (!strcmp(argv[i], "--json")) json = next, i++;
+    else if (!strcmp(argv[i], "--patterns")) opts.reconstructor.patterns = !strcmp(next, "stream") ? PTYC_PATTERNS_STREAM : PTYC_PATTERNS_RESIDENT, i++;
     else path = argv[i];
   }
   if (path == NULL) {
@@ -76,8 +79,14 @@ int main(int argc, char **argv) {
   }
   ptyc_dataset *ds;
   ptyc_truth *truth;
-  CHECK(ptyc_dataset_read(path, "auto", &ds));
-  CHECK(ptyc_truth_read(path, &truth));
+  if (strncmp(path, "preset:", 7) == 0) {
+    ptyc_sim_params p;
+    CHECK(ptyc_sim_preset(path + 7, &p));
+    CHECK(ptyc_simulate(&p, &ds, &truth));
+  } else {
+    CHECK(ptyc_dataset_read(path, "auto", &ds));
+    CHECK(ptyc_truth_read(path, &truth));
+  }
   double *truth_positions = malloc(sizeof(double) * 2 * ds->n_patterns);
   memcpy(truth_positions, ds->positions_px, sizeof(double) * 2 * ds->n_patterns);
 
@@ -119,9 +128,10 @@ int main(int argc, char **argv) {
   double peak_gib = ptyc_backend_peak_bytes(be) / GIB;
 
   printf("device              %s (%s)\n", ptyc_backend_name(be), info.name);
-  printf("problem             %d patterns %dx%d, %d modes, batch %d, %d iterations, %s\n",
+  printf("problem             %d patterns %dx%d, %d modes, batch %d, %d iterations, %s, patterns %s\n",
          ds->n_patterns, ds->m, ds->m, opts.probe.modes, opts.reconstructor.batch_size,
-         iterations, opts.lsqml.noise_model == PTYC_NOISE_POISSON ? "poisson" : "gaussian");
+         iterations, opts.lsqml.noise_model == PTYC_NOISE_POISSON ? "poisson" : "gaussian",
+         model.streaming ? "streamed" : "resident");
   printf("ms/iteration        %.2f (median of %d, device events; first %.1f)\n", median_ms,
          iterations - 1, ms[0]);
   printf("peak memory         %.3f GiB allocated by ptyc, %.3f GiB by the process (incl. FFT work areas)\n",

@@ -92,6 +92,24 @@ static ptyc_status cpu_zero(void *ctx, void *dst, size_t nbytes) {
   return PTYC_OK;
 }
 
+static ptyc_status cpu_host_alloc(void *ctx, size_t nbytes, void **ptr) {
+  *ptr = malloc(nbytes);
+  if (*ptr == NULL)
+    return ptyc_fail(PTYC_E_NOMEM, "out of host memory allocating %.1f MiB", nbytes / 1048576.0);
+  return PTYC_OK;
+}
+
+static void cpu_host_free(void *ctx, void *ptr) { free(ptr); }
+
+/* The CPU computes in order: a copy is done when it returns. */
+static ptyc_status cpu_upload_async(void *ctx, int group, void *dst, const void *src,
+                                    size_t nbytes) {
+  memcpy(dst, src, nbytes);
+  return PTYC_OK;
+}
+
+static ptyc_status cpu_upload_wait(void *ctx, int group) { return PTYC_OK; }
+
 /* One single-transform plan per direction, executed on each image of a batch in
  * parallel with fftwf_execute_dft (thread-safe on new arrays). */
 static ptyc_status cpu_fft_plan(void *ctx, int m, int count, void **plan) {
@@ -155,6 +173,10 @@ static const pt_backend_vtable cpu_vtable = {
     .download = cpu_memcpy,
     .zero = cpu_zero,
     .copy = cpu_memcpy,
+    .host_alloc = cpu_host_alloc,
+    .host_free = cpu_host_free,
+    .upload_async = cpu_upload_async,
+    .upload_wait = cpu_upload_wait,
     .fft_plan = cpu_fft_plan,
     .fft_exec = cpu_fft_exec,
     .fft_free = cpu_fft_free,

@@ -164,6 +164,11 @@ static void cuda_destroy(void *vctx) {
   /* Best effort: a failed teardown has nobody left to report to. */
   if (cudaSetDevice(ctx->device) == cudaSuccess) {
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
+    if (ctx->copy_stream) cudaStreamSynchronize(ctx->copy_stream);
+    if (ctx->copy_fence) cudaEventDestroy(ctx->copy_fence);
+    for (int g = 0; g < 2; g++)
+      if (ctx->copy_done[g]) cudaEventDestroy(ctx->copy_done[g]);
+    if (ctx->copy_stream) cudaStreamDestroy(ctx->copy_stream);
     if (ctx->staging_free) cudaEventDestroy(ctx->staging_free);
     if (ctx->timer_begin) cudaEventDestroy(ctx->timer_begin);
     if (ctx->timer_end) cudaEventDestroy(ctx->timer_end);
@@ -352,6 +357,48 @@ static void cuda_fft_free(void *vctx, void *plan) {
 
 /* ---- the table ------------------------------------------------------------------------------- */
 
+/* ---- streaming from host memory ----------------------------------------------------------- */
+
+static ptyc_status cuda_host_alloc(void *vctx, size_t nbytes, void **ptr) {
+  pt_cuda_ctx *ctx = vctx;
+  PT_CUDA(cudaSetDevice(ctx->device));
+  cudaError_t err = cudaHostAlloc(ptr, nbytes, cudaHostAllocDefault);
+  if (err != cudaSuccess) {
+    *ptr = NULL;
+    (void)cudaGetLastError();
+    return ptyc_fail(PTYC_E_NOMEM, "cannot page-lock %.2f GiB of host memory for streaming "
+                                   "(%s): free host memory or lower the data size",
+                     nbytes / 1073741824.0, cudaGetErrorString(err));
+  }
+  return PTYC_OK;
+}
+
+static void cuda_host_free(void *vctx, void *ptr) {
+  (void)vctx;
+  cudaFreeHost(ptr);
+}
+
+/* The copy stream first waits for the computation queued so far (a fence event), so a
+ * copy never overwrites a buffer a queued kernel still reads; the compute stream waits
+ * for the group's last copy only when ptyc_buf_upload_wait says so. */
+static ptyc_status cuda_upload_async(void *vctx, int group, void *dst, const void *src,
+                                     size_t nbytes) {
+  pt_cuda_ctx *ctx = vctx;
+  PT_CUDA(cudaSetDevice(ctx->device));
+  PT_CUDA(cudaEventRecord(ctx->copy_fence, ctx->stream));
+  PT_CUDA(cudaStreamWaitEvent(ctx->copy_stream, ctx->copy_fence, 0));
+  PT_CUDA(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, ctx->copy_stream));
+  PT_CUDA(cudaEventRecord(ctx->copy_done[group], ctx->copy_stream));
+  return PTYC_OK;
+}
+
+static ptyc_status cuda_upload_wait(void *vctx, int group) {
+  pt_cuda_ctx *ctx = vctx;
+  PT_CUDA(cudaSetDevice(ctx->device));
+  PT_CUDA(cudaStreamWaitEvent(ctx->stream, ctx->copy_done[group], 0));
+  return PTYC_OK;
+}
+
 static const pt_backend_vtable cuda_vtable = {
     .name = "cuda",
     .destroy = cuda_destroy,
@@ -365,6 +412,10 @@ static const pt_backend_vtable cuda_vtable = {
     .download = cuda_download,
     .zero = cuda_zero,
     .copy = cuda_copy,
+    .host_alloc = cuda_host_alloc,
+    .host_free = cuda_host_free,
+    .upload_async = cuda_upload_async,
+    .upload_wait = cuda_upload_wait,
     .fft_plan = cuda_fft_plan,
     .fft_exec = cuda_fft_exec,
     .fft_free = cuda_fft_free,
@@ -407,6 +458,10 @@ ptyc_status pt_cuda_backend_create(int device_index, const pt_backend_vtable **v
   PT_CUDA_CHECK(cudaEventCreateWithFlags(&ctx->staging_free, cudaEventDisableTiming));
   PT_CUDA_CHECK(cudaEventCreate(&ctx->timer_begin));
   PT_CUDA_CHECK(cudaEventCreate(&ctx->timer_end));
+  PT_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->copy_stream, cudaStreamNonBlocking));
+  PT_CUDA_CHECK(cudaEventCreateWithFlags(&ctx->copy_fence, cudaEventDisableTiming));
+  for (int g = 0; g < 2; g++)
+    PT_CUDA_CHECK(cudaEventCreateWithFlags(&ctx->copy_done[g], cudaEventDisableTiming));
   *vtable = &cuda_vtable;
   *out = ctx;
   return PTYC_OK;

@@ -26,6 +26,9 @@ typedef struct pt_cuda_ctx {
   void *staging;          /* pinned host, PT_CUDA_STAGING_NBYTES */
   cudaEvent_t staging_free; /* recorded after the last copy out of `staging` */
   cudaEvent_t timer_begin, timer_end; /* ptyc_timer_start / ptyc_timer_stop */
+  cudaStream_t copy_stream; /* ptyc_buf_upload_async: host-to-device copies that overlap */
+  cudaEvent_t copy_fence;   /* "computation queued so far", waited for by each copy */
+  cudaEvent_t copy_done[2]; /* the last copy of each group */
   int timer_started;
 } pt_cuda_ctx;
 
