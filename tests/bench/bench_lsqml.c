@@ -59,7 +59,6 @@ int main(int argc, char **argv) {
   opts.reconstructor.iterations = 30;
   opts.reconstructor.batch_size = 96;
   opts.probe.modes = 4;
-  opts.lsqml.noise_model = PTYC_NOISE_POISSON;
   ptyc_device_kind device = PTYC_DEVICE_CUDA;
   for (int i = 1; i < argc; i++) {
     const char *next = i + 1 < argc ? argv[i + 1] : "";
@@ -94,7 +93,6 @@ int main(int argc, char **argv) {
   CHECK(ptyc_backend_create(device, 0, 0, &be));
   ptyc_device_info info;
   CHECK(ptyc_backend_device_info(be, &info));
-  double bandwidth = copy_bandwidth(be);
   size_t free_before = info.memory_free;
 
   ptyc_model model;
@@ -113,6 +111,7 @@ int main(int argc, char **argv) {
   qsort(ms + 1, iterations - 1, sizeof(double), cmp);
   double median_ms = iterations > 1 ? ms[1 + (iterations - 1) / 2] : ms[0];
 
+  double peak_gib = ptyc_backend_peak_bytes(be) / GIB; /* before the bandwidth test's buffers */
   ptyc_recon recon = {0};
   CHECK(ptyc_model_download(&model, &recon));
   ptyc_compare_object rec = {recon.object, recon.obj_h, recon.obj_w, recon.positions_px, recon.n_positions};
@@ -124,14 +123,16 @@ int main(int argc, char **argv) {
    * write) over all exit waves and six element-wise passes (read + write). */
   double waves_bytes = (double)ds->n_patterns * opts.probe.modes * ds->m * ds->m * 8.0;
   double floor_bytes = (2 + 6) * 2 * waves_bytes;
+  ptyc_engine_free(engine);
+  ptyc_model_free(&model);
+  double bandwidth = copy_bandwidth(be); /* after the run: its buffers are not in the peak */
   double achieved = bandwidth > 0 ? floor_bytes / (1e-3 * median_ms) / bandwidth : 0;
-  double peak_gib = ptyc_backend_peak_bytes(be) / GIB;
 
   printf("device              %s (%s)\n", ptyc_backend_name(be), info.name);
   printf("problem             %d patterns %dx%d, %d modes, batch %d, %d iterations, %s, patterns %s\n",
          ds->n_patterns, ds->m, ds->m, opts.probe.modes, opts.reconstructor.batch_size,
          iterations, opts.lsqml.noise_model == PTYC_NOISE_POISSON ? "poisson" : "gaussian",
-         model.streaming ? "streamed" : "resident");
+         opts.reconstructor.patterns == PTYC_PATTERNS_STREAM ? "streamed" : "resident");
   printf("ms/iteration        %.2f (median of %d, device events; first %.1f)\n", median_ms,
          iterations - 1, ms[0]);
   printf("peak memory         %.3f GiB allocated by ptyc, %.3f GiB by the process (incl. FFT work areas)\n",

@@ -10,4 +10,4 @@ cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release ${CMAKE_CUDA_ARCHITECTURES:
 cmake --build build-bench -j"$(nproc)" --target ptyc bench_lsqml >/dev/null
 [ -f "$out/medium.h5" ] || ./build-bench/ptyc simulate --preset medium -o "$out/medium.h5"
 ./build-bench/tests/bench_lsqml "$out/medium.h5" --device "${DEVICE:-cuda}" --iterations 30 \
-  --batch 96 --modes 4 --noise poisson --json "$out/bench_lsqml.json"
+  --batch 96 --modes 4 --noise "${NOISE:-gaussian}" --json "$out/bench_lsqml.json"
