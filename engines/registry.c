@@ -7,6 +7,7 @@
 
 static const pt_engine_vtable *const engines[] = {
     &pt_lsqml_engine,
+    &pt_autodiff_engine,
 };
 #define N_ENGINES (sizeof engines / sizeof engines[0])
 
@@ -23,11 +24,11 @@ static const pt_engine_vtable *find(const char *name) {
 
 static ptyc_status unknown(const char *name) {
   return ptyc_fail(PTYC_E_CONFIG, "reconstructor.engine: no engine named \"%s\" in this build "
-                                  "(available: lsqml)", name);
+                                  "(available: lsqml, autodiff)", name);
 }
 
 const char *const *ptyc_engine_names(void) {
-  static const char *const names[N_ENGINES + 1] = {"lsqml", NULL};
+  static const char *const names[N_ENGINES + 1] = {"lsqml", "autodiff", NULL};
   return names;
 }
 
@@ -59,6 +60,26 @@ ptyc_status ptyc_engine_create(ptyc_model *model, const ptyc_options *opts, ptyc
 ptyc_status ptyc_engine_step(ptyc_engine *engine, int iteration, double *loss) {
   return engine->vt->step(engine->state, iteration, loss);
 }
+
+ptyc_status ptyc_engine_save_state(ptyc_engine *engine, void **blob, size_t *nbytes) {
+  *blob = NULL;
+  *nbytes = 0;
+  if (engine->vt->save_state == NULL) return PTYC_OK; /* the model is the whole state */
+  return engine->vt->save_state(engine->state, blob, nbytes);
+}
+
+ptyc_status ptyc_engine_load_state(ptyc_engine *engine, const void *blob, size_t nbytes) {
+  const char *name = engine->vt->name;
+  if (engine->vt->load_state == NULL) {
+    if (nbytes == 0) return PTYC_OK;
+    return ptyc_fail(PTYC_E_FORMAT, "the checkpoint holds %zu bytes of engine state but "
+                                    "engine %s keeps none: it was written by another build",
+                     nbytes, name);
+  }
+  return engine->vt->load_state(engine->state, nbytes > 0 ? blob : NULL, nbytes);
+}
+
+const char *ptyc_engine_name(const ptyc_engine *engine) { return engine->vt->name; }
 
 void ptyc_engine_free(ptyc_engine *engine) {
   if (engine == NULL) return;

@@ -63,6 +63,7 @@ typedef struct key_spec {
   bound_kind lo_bound, hi_bound;
   double lo, hi;             /* numeric bounds, used where the bound kind says so */
   const char *const *words;  /* KEY_ENUM / KEY_NAME: the allowed words, NULL-terminated */
+  int optional;              /* KEY_PATH: "" is allowed and means "none" (not resolved) */
   double default_number;     /* default of KEY_BOOL, KEY_INT*, KEY_UINT64, KEY_FLOAT */
   const char *default_text;  /* default of KEY_ENUM, KEY_NAME, KEY_PATH */
   const char *unit;          /* unit of the value, "" if none */
@@ -74,12 +75,27 @@ typedef struct key_spec {
   .size = sizeof(((ptyc_options *)0)->member)
 
 /* KEY_ENUM words are listed in the order of the enum's values. */
-static const char *const format_words[] = {"auto", "native", NULL};
+static const char *const format_words[] = {"auto", "native", "cxi", "ptychodus",
+                                            "ptychoshelves", NULL};
+static const char *const zero_frequency_words[] = {"auto", "centre", "center", "corner", NULL};
+static const char *const probe_init_words[] = {"auto", "data", "aperture", "file", NULL};
 static const char *const engine_words[] = {"lsqml", "autodiff", NULL};
 static const char *const device_words[] = {"auto", "cpu", "cuda", NULL};
 static const char *const batch_order_words[] = {"random", "compact", NULL};
 static const char *const patterns_words[] = {"auto", "resident", "stream", NULL};
 static const char *const noise_words[] = {"gaussian", "poisson", NULL};
+static const char *const loss_words[] = {"amplitude", "intensity", "poisson", NULL};
+static const char *const optimizer_words[] = {"sgd", "adam", "rmsprop", NULL};
+/* per-parameter optimizer: the global words plus "default" (= autodiff.optimizer) */
+static const char *const param_optimizer_words[] = {"sgd", "adam", "rmsprop", "default", NULL};
+
+_Static_assert(PTYC_LOSS_AMPLITUDE == 0 && PTYC_LOSS_INTENSITY == 1 && PTYC_LOSS_POISSON == 2,
+               "loss_words follows ptyc_loss");
+_Static_assert(PTYC_OPTIMIZER_SGD == 0 && PTYC_OPTIMIZER_ADAM == 1 &&
+                   PTYC_OPTIMIZER_RMSPROP == 2 && PTYC_OPTIMIZER_DEFAULT == 3,
+               "optimizer_words and param_optimizer_words follow ptyc_optimizer");
+_Static_assert(sizeof(ptyc_loss) == sizeof(int) && sizeof(ptyc_optimizer) == sizeof(int),
+               "enums are stored as int");
 
 _Static_assert(PTYC_DEVICE_AUTO == 0 && PTYC_DEVICE_CPU == 1 && PTYC_DEVICE_CUDA == 2,
                "device_words follows ptyc_device_kind");
@@ -101,6 +117,51 @@ static const key_spec keys[] = {
     {.name = "data.format", .kind = KEY_NAME, FIELD(data.format), .words = format_words,
      .default_text = "auto", .unit = "",
      .doc = "layout of the dataset file; \"auto\" recognises it"},
+    {.name = "data.positions_path", .kind = KEY_PATH, FIELD(data.positions_path),
+     .optional = 1, .default_text = "", .unit = "path",
+     .doc = "second file: ptychodus product or PtychoShelves *_para.hdf5; \"\" = none"},
+    {.name = "data.zero_frequency", .kind = KEY_NAME, FIELD(data.zero_frequency),
+     .words = zero_frequency_words, .default_text = "auto", .unit = "",
+     .doc = "where the file's patterns hold the zero frequency"},
+    {.name = "data.transpose_patterns", .kind = KEY_BOOL, FIELD(data.transpose_patterns),
+     .default_number = 0, .unit = "", .doc = "swap the y and x axes of every pattern"},
+    {.name = "data.flip_patterns_x", .kind = KEY_BOOL, FIELD(data.flip_patterns_x),
+     .default_number = 0, .unit = "", .doc = "mirror the patterns in x (after transposing)"},
+    {.name = "data.flip_patterns_y", .kind = KEY_BOOL, FIELD(data.flip_patterns_y),
+     .default_number = 0, .unit = "", .doc = "mirror the patterns in y (after transposing)"},
+    {.name = "data.transpose_positions", .kind = KEY_BOOL, FIELD(data.transpose_positions),
+     .default_number = 0, .unit = "", .doc = "swap the y and x coordinates of the positions"},
+    {.name = "data.flip_positions_x", .kind = KEY_BOOL, FIELD(data.flip_positions_x),
+     .default_number = 0, .unit = "", .doc = "negate the x positions (after transposing)"},
+    {.name = "data.flip_positions_y", .kind = KEY_BOOL, FIELD(data.flip_positions_y),
+     .default_number = 0, .unit = "", .doc = "negate the y positions (after transposing)"},
+    {.name = "data.crop", .kind = KEY_INT, FIELD(data.crop), .lo_bound = BOUND_INCL, .lo = 0,
+     .default_number = 0, .unit = "pixels",
+     .doc = "keep the central crop x crop pixels of each pattern; 0 = all"},
+    {.name = "data.bin", .kind = KEY_INT, FIELD(data.bin), .lo_bound = BOUND_INCL, .lo = 1,
+     .hi_bound = BOUND_INCL, .hi = 64, .default_number = 1, .unit = "pixels",
+     .doc = "sum bin x bin pixel blocks (after cropping); 1 = no binning"},
+    {.name = "data.mask_path", .kind = KEY_PATH, FIELD(data.mask_path), .optional = 1,
+     .default_text = "", .unit = "path",
+     .doc = "HDF5 file with /mask (M x M, 1 = valid) like the patterns; \"\" = none"},
+    {.name = "data.threshold", .kind = KEY_FLOAT, FIELD(data.threshold),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "counts",
+     .doc = "counts below it are set to 0; 0 = off"},
+    {.name = "data.saturation", .kind = KEY_FLOAT, FIELD(data.saturation),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "counts",
+     .doc = "pixels at or above it in any pattern are masked; 0 = off"},
+    {.name = "data.energy_ev", .kind = KEY_FLOAT, FIELD(data.energy_ev),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "eV",
+     .doc = "photon energy; 0 = the file's"},
+    {.name = "data.detector_distance_m", .kind = KEY_FLOAT, FIELD(data.detector_distance_m),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "m",
+     .doc = "sample-detector distance; 0 = the file's"},
+    {.name = "data.detector_pixel_size_m", .kind = KEY_FLOAT,
+     FIELD(data.detector_pixel_size_m), .lo_bound = BOUND_INCL, .lo = 0,
+     .default_number = 0, .unit = "m", .doc = "detector pixel size; 0 = the file's"},
+    {.name = "data.object_pixel_size_m", .kind = KEY_FLOAT, FIELD(data.object_pixel_size_m),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "m",
+     .doc = "object pixel size; 0 = the file's or from the geometry"},
 
     {.name = "reconstructor.engine", .kind = KEY_NAME, FIELD(reconstructor.engine),
      .words = engine_words, .default_text = "lsqml", .unit = "",
@@ -138,7 +199,8 @@ static const key_spec keys[] = {
     {.name = "object.optimizable", .kind = KEY_BOOL, FIELD(object.optimizable),
      .default_number = 1, .unit = "", .doc = "update the object; false keeps it fixed"},
     {.name = "object.padding_px", .kind = KEY_INT, FIELD(object.padding_px),
-     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 8, .unit = "pixels",
+     .lo_bound = BOUND_INCL, .lo = 0, .hi_bound = BOUND_INCL, .hi = 65536,
+     .default_number = 8, .unit = "pixels",
      .doc = "margin of the object around the scanned area"},
 
     {.name = "probe.modes", .kind = KEY_INT, FIELD(probe.modes), .lo_bound = BOUND_INCL,
@@ -153,6 +215,18 @@ static const key_spec keys[] = {
      .lo_bound = BOUND_INCL, .lo = 0, .hi_bound = BOUND_INCL, .hi = 1,
      .default_number = 0.1, .unit = "fraction of the first mode's power",
      .doc = "initial power of each added mode"},
+    {.name = "probe.init", .kind = KEY_NAME, FIELD(probe.init), .words = probe_init_words,
+     .default_text = "auto", .unit = "",
+     .doc = "first probe mode: the file's, from the data, or an aperture model"},
+    {.name = "probe.aperture_diameter_px", .kind = KEY_FLOAT,
+     FIELD(probe.aperture_diameter_px), .lo_bound = BOUND_INCL, .lo = 0,
+     .default_number = 0, .unit = "detector pixels",
+     .doc = "\"aperture\": pupil diameter in the far field; 0 = from the mean pattern"},
+    {.name = "probe.defocus", .kind = KEY_FLOAT, FIELD(probe.defocus), .default_number = 0,
+     .unit = "radians at the pupil edge", .doc = "\"aperture\": defocus phase"},
+    {.name = "probe.defocus_m", .kind = KEY_FLOAT, FIELD(probe.defocus_m),
+     .default_number = 0, .unit = "m",
+     .doc = "\"aperture\": defocus distance (sample past the focus > 0)"},
 
     {.name = "lsqml.noise_model", .kind = KEY_ENUM, FIELD(lsqml.noise_model),
      .words = noise_words, .default_text = "gaussian", .unit = "",
@@ -177,6 +251,80 @@ static const key_spec keys[] = {
      .default_number = 0.5, .unit = "",
      .doc = "heavy-ball momentum between iterations: X += momentum (X - X_previous)"},
 
+    {.name = "autodiff.loss", .kind = KEY_ENUM, FIELD(autodiff.loss), .words = loss_words,
+     .default_text = "amplitude", .unit = "",
+     .doc = "cost: amplitude (Gaussian) or intensity least squares, or Poisson likelihood"},
+    {.name = "autodiff.optimizer", .kind = KEY_ENUM, FIELD(autodiff.optimizer),
+     .words = optimizer_words, .default_text = "sgd", .unit = "",
+     .doc = "gradient-descent rule of every parameter whose own optimizer is \"default\""},
+    {.name = "autodiff.momentum", .kind = KEY_FLOAT, FIELD(autodiff.momentum),
+     .lo_bound = BOUND_INCL, .lo = 0, .hi_bound = BOUND_EXCL, .hi = 1,
+     .default_number = 0.9, .unit = "", .doc = "SGD momentum; 0 = plain gradient descent"},
+    {.name = "autodiff.nesterov", .kind = KEY_BOOL, FIELD(autodiff.nesterov),
+     .default_number = 1, .unit = "", .doc = "SGD: Nesterov momentum"},
+    {.name = "autodiff.adam_beta1", .kind = KEY_FLOAT, FIELD(autodiff.adam_beta1),
+     .lo_bound = BOUND_INCL, .lo = 0, .hi_bound = BOUND_EXCL, .hi = 1,
+     .default_number = 0.9, .unit = "", .doc = "Adam: decay of the mean gradient"},
+    {.name = "autodiff.adam_beta2", .kind = KEY_FLOAT, FIELD(autodiff.adam_beta2),
+     .lo_bound = BOUND_INCL, .lo = 0, .hi_bound = BOUND_EXCL, .hi = 1,
+     .default_number = 0.999, .unit = "", .doc = "Adam: decay of the mean squared gradient"},
+    {.name = "autodiff.rmsprop_alpha", .kind = KEY_FLOAT, FIELD(autodiff.rmsprop_alpha),
+     .lo_bound = BOUND_INCL, .lo = 0, .hi_bound = BOUND_EXCL, .hi = 1,
+     .default_number = 0.99, .unit = "", .doc = "RMSprop: decay of the mean squared gradient"},
+    {.name = "autodiff.epsilon", .kind = KEY_FLOAT, FIELD(autodiff.epsilon),
+     .lo_bound = BOUND_EXCL, .lo = 0, .default_number = 1e-8, .unit = "",
+     .doc = "Adam / RMSprop: added to the root mean squared gradient"},
+    {.name = "autodiff.illumination_mix", .kind = KEY_FLOAT, FIELD(autodiff.illumination_mix),
+     .lo_bound = BOUND_EXCL, .lo = 0, .hi_bound = BOUND_INCL, .hi = 1,
+     .default_number = 0.5, .unit = "fraction",
+     .doc = "gradients divided by (1 - mix) local + mix maximum illumination"},
+    {.name = "autodiff.l1_weight", .kind = KEY_FLOAT, FIELD(autodiff.l1_weight),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "relative to the data cost",
+     .doc = "weight of the object's L1 norm (mean |O|)"},
+    {.name = "autodiff.tv_weight", .kind = KEY_FLOAT, FIELD(autodiff.tv_weight),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "relative to the data cost",
+     .doc = "weight of the object's total variation (mean |grad O|)"},
+    {.name = "autodiff.object_optimizer", .kind = KEY_ENUM, FIELD(autodiff.object.optimizer),
+     .words = param_optimizer_words, .default_text = "default", .unit = "",
+     .doc = "the object's optimizer; \"default\" = autodiff.optimizer"},
+    {.name = "autodiff.object_step", .kind = KEY_FLOAT, FIELD(autodiff.object.step),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "",
+     .doc = "the object's step size; 0 = the optimizer's default"},
+    {.name = "autodiff.object_start", .kind = KEY_INT, FIELD(autodiff.object.start),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "iteration",
+     .doc = "first iteration that updates the object"},
+    {.name = "autodiff.object_stop", .kind = KEY_INT, FIELD(autodiff.object.stop),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "iteration",
+     .doc = "first iteration that no longer updates the object; 0 = never stops"},
+    {.name = "autodiff.probe_optimizer", .kind = KEY_ENUM, FIELD(autodiff.probe.optimizer),
+     .words = param_optimizer_words, .default_text = "default", .unit = "",
+     .doc = "the probe's optimizer; \"default\" = autodiff.optimizer"},
+    {.name = "autodiff.probe_step", .kind = KEY_FLOAT, FIELD(autodiff.probe.step),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "",
+     .doc = "the probe's step size; 0 = the optimizer's default"},
+    {.name = "autodiff.probe_start", .kind = KEY_INT, FIELD(autodiff.probe.start),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "iteration",
+     .doc = "first iteration that updates the probe"},
+    {.name = "autodiff.probe_stop", .kind = KEY_INT, FIELD(autodiff.probe.stop),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "iteration",
+     .doc = "first iteration that no longer updates the probe; 0 = never stops"},
+    {.name = "autodiff.positions_optimizable", .kind = KEY_BOOL,
+     FIELD(autodiff.positions_optimizable), .default_number = 0, .unit = "",
+     .doc = "refine the scan positions (sub-pixel, through the Fourier shift)"},
+    {.name = "autodiff.positions_optimizer", .kind = KEY_ENUM,
+     FIELD(autodiff.positions.optimizer), .words = param_optimizer_words,
+     .default_text = "adam", .unit = "",
+     .doc = "the positions' optimizer; \"default\" = autodiff.optimizer"},
+    {.name = "autodiff.positions_step", .kind = KEY_FLOAT, FIELD(autodiff.positions.step),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "",
+     .doc = "the positions' step size; 0 = the optimizer's default"},
+    {.name = "autodiff.positions_start", .kind = KEY_INT, FIELD(autodiff.positions.start),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 10, .unit = "iteration",
+     .doc = "first iteration that updates the positions"},
+    {.name = "autodiff.positions_stop", .kind = KEY_INT, FIELD(autodiff.positions.stop),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "iteration",
+     .doc = "first iteration that no longer updates the positions; 0 = never stops"},
+
     {.name = "output.directory", .kind = KEY_PATH, FIELD(output.directory),
      .default_text = "ptyc_out", .unit = "path",
      .doc = "where results go; relative to this file's directory"},
@@ -185,6 +333,12 @@ static const key_spec keys[] = {
      .doc = "write a snapshot every N iterations; 0 = only at the end"},
     {.name = "output.png", .kind = KEY_BOOL, FIELD(output.png), .default_number = 1,
      .unit = "", .doc = "write PNG previews of object and probe"},
+    {.name = "output.ptychodus", .kind = KEY_BOOL, FIELD(output.ptychodus),
+     .default_number = 0, .unit = "",
+     .doc = "also write ptychodus_product.h5, a ptychodus product file"},
+    {.name = "output.checkpoint_every", .kind = KEY_INT, FIELD(output.checkpoint_every),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "iterations",
+     .doc = "write checkpoint.h5 every N iterations (ptyc run --resume); 0 = off"},
 };
 
 #undef FIELD
@@ -422,7 +576,8 @@ static void expected_text(const key_spec *k, char *buf, size_t cap) {
     break;
   }
   case KEY_PATH:
-    snprintf(buf, cap, "a non-empty string (a path)");
+    snprintf(buf, cap, k->optional ? "a string (a path, or \"\" for none)"
+                                   : "a non-empty string (a path)");
     break;
   }
 }
@@ -508,7 +663,7 @@ static ptyc_status apply_value(const key_spec *k, const value *v, const char *wh
   case KEY_PATH:
     if (v->kind != VAL_STRING)
       break;
-    if (v->s[0] == '\0') {
+    if (v->s[0] == '\0' && !k->optional) {
       snprintf(got, sizeof got, "\"\"");
       break;
     }
@@ -829,6 +984,8 @@ static ptyc_status finish_options(const char *job_path, ptyc_options *opts,
     if (keys[i].kind != KEY_PATH)
       continue;
     char *path = (char *)opts + keys[i].offset;
+    if (path[0] == '\0')
+      continue; /* an optional path left empty: none */
     const char *base = (origin[i] == FROM_SET || !job_path) ? cwd : job_dir;
     char resolved[PTYC_PATH_MAX];
     if (join_path(base, path, resolved, sizeof resolved) != 0 ||

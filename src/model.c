@@ -215,6 +215,75 @@ fail:
   return st;
 }
 
+#define MODEL_PI 3.14159265358979323846
+
+/* Diameter (detector pixels) of the bright disc of the mean pattern: the disc of the
+ * same area as the valid pixels above half the brightest one. 0 if nothing is bright. */
+static double bright_disc_diameter(const ptyc_dataset *ds) {
+  size_t image = (size_t)ds->m * ds->m, bright = 0;
+  double *mean = calloc(image, sizeof *mean), peak = 0.0;
+  if (mean == NULL) return 0.0;
+  for (int j = 0; j < ds->n_patterns; j++)
+    for (size_t i = 0; i < image; i++) mean[i] += ds->patterns[j * image + i];
+  for (size_t i = 0; i < image; i++)
+    if ((ds->mask == NULL || ds->mask[i]) && mean[i] > peak) peak = mean[i];
+  for (size_t i = 0; i < image; i++)
+    bright += (ds->mask == NULL || ds->mask[i]) && peak > 0.0 && mean[i] > 0.5 * peak;
+  free(mean);
+  return 2.0 * sqrt((double)bright / MODEL_PI);
+}
+
+/* First mode from an aperture model (probe.init = "aperture"): in the far field a disc
+ * of diameter D = probe.aperture_diameter_px (or bright_disc_diameter) with an
+ * anti-aliased edge and the defocus phase a (rho / R)^2, R = D / 2, then
+ * back-propagated and centred in the window. a is probe.defocus, or from
+ * probe.defocus_m the Fresnel propagator's phase -pi lambda z k^2 at the pupil edge,
+ * whose spatial frequency is k = R / (M dx). */
+static ptyc_status probe_from_aperture(ptyc_backend *be, const ptyc_dataset *ds,
+                                       const ptyc_probe_options *po, ptyc_c32 *mode) {
+  int m = ds->m;
+  size_t image = (size_t)m * m;
+  if (po->defocus != 0.0 && po->defocus_m != 0.0)
+    return ptyc_fail(PTYC_E_CONFIG, "probe.defocus = %g and probe.defocus_m = %g: set one of "
+                                    "them, not both", po->defocus, po->defocus_m);
+  double diameter = po->aperture_diameter_px > 0.0 ? po->aperture_diameter_px
+                                                    : bright_disc_diameter(ds);
+  if (!(diameter > 0.0))
+    return ptyc_fail(PTYC_E_FORMAT, "the mean pattern shows no bright disc to size the "
+                                    "aperture: set probe.aperture_diameter_px");
+  double radius = 0.5 * diameter, edge_phase = po->defocus;
+  if (po->defocus_m != 0.0) {
+    if (!(ds->wavelength_m > 0.0) || !(ds->object_pixel_size_m > 0.0))
+      return ptyc_fail(PTYC_E_CONFIG, "probe.defocus_m needs the wavelength and the object "
+                                      "pixel size, which the dataset does not give: set "
+                                      "probe.defocus (radians at the pupil edge) instead, or "
+                                      "data.energy_ev and data.object_pixel_size_m");
+    double k_edge = radius / (m * ds->object_pixel_size_m);
+    edge_phase = -MODEL_PI * ds->wavelength_m * po->defocus_m * k_edge * k_edge;
+  }
+  float *amplitude = malloc(sizeof(float) * image);
+  ptyc_buf buf = {0};
+  ptyc_fft *plan = NULL;
+  ptyc_status st = PTYC_OK;
+  if (amplitude == NULL) PT_FAIL(PTYC_E_NOMEM, "out of memory making the initial probe");
+  for (int u = 0; u < m; u++)
+    for (int v = 0; v < m; v++) {
+      double fu = pt_freq_index(u, m), fv = pt_freq_index(v, m);
+      double edge = radius - sqrt(fu * fu + fv * fv) + 0.5; /* 1 px anti-aliased edge */
+      amplitude[u * m + v] = (float)(edge <= 0.0 ? 0.0 : edge >= 1.0 ? 1.0 : edge);
+    }
+  PT_CHECK(ptyc_buf_alloc(be, image * sizeof(ptyc_c32), &buf));
+  PT_CHECK(ptyc_fft_plan(be, m, 1, &plan));
+  /* defocused_mode's phase c (u^2 + v^2) / M^2 equals a (rho / R)^2 for c = a M^2 / R^2 */
+  PT_CHECK(defocused_mode(be, plan, buf, amplitude, m, edge_phase * m * m / (radius * radius),
+                          mode));
+fail:
+  ptyc_fft_free(be, plan);
+  ptyc_buf_free(be, &buf);
+  free(amplitude);
+  return st;
+}
+
 static double power(const ptyc_c32 *x, size_t n) {
   double s = 0.0;
   for (size_t i = 0; i < n; i++) s += pt_cabs2(x[i]);
@@ -270,8 +339,16 @@ static ptyc_status initial_probe(ptyc_backend *be, const ptyc_dataset *ds,
   int k_modes = opts->probe.modes, m = ds->m;
   size_t image = (size_t)m * m;
   int from_file = ds->probe ? (ds->probe_modes < k_modes ? ds->probe_modes : k_modes) : 0;
+  const char *init = opts->probe.init; /* "auto" (or ""), "data", "aperture", "file" */
+  if (strcmp(init, "file") == 0 && from_file == 0)
+    return ptyc_fail(PTYC_E_CONFIG, "probe.init = \"file\" but the dataset holds no probe "
+                                    "(or the options dropped it): use \"auto\", \"data\" or "
+                                    "\"aperture\"");
+  if (strcmp(init, "data") == 0 || strcmp(init, "aperture") == 0) from_file = 0;
   if (from_file > 0)
     memcpy(probe, ds->probe, sizeof(ptyc_c32) * image * from_file);
+  else if (strcmp(init, "aperture") == 0)
+    PT_TRY(probe_from_aperture(be, ds, &opts->probe, probe));
   else
     PT_TRY(probe_from_data(be, ds, probe));
   if (power(probe, image) <= 0.0)
@@ -301,6 +378,12 @@ ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc
   model->m = ds->m;
   model->n_modes = opts->probe.modes;
   model->object_pixel_size_m = ds->object_pixel_size_m;
+  model->wavelength_m = ds->wavelength_m;
+  model->detector_distance_m = ds->detector_distance_m;
+  if (opts->output.ptychodus && !(ds->object_pixel_size_m > 0.0))
+    return ptyc_fail(PTYC_E_CONFIG, "output.ptychodus needs the object pixel size (positions "
+                                    "in metres), which the dataset does not give: set "
+                                    "data.object_pixel_size_m");
   plan_grid(ds, opts->object.padding_px, model);
 
   int n = ds->n_patterns, m = ds->m, k_modes = opts->probe.modes;
@@ -396,6 +479,8 @@ ptyc_status ptyc_model_download(ptyc_model *model, ptyc_recon *recon) {
   recon->m = model->m;
   recon->n_positions = model->n_positions;
   recon->object_pixel_size_m = model->object_pixel_size_m;
+  recon->wavelength_m = model->wavelength_m;
+  recon->detector_distance_m = model->detector_distance_m;
   PT_TRY(ptyc_buf_download(model->be, recon->object, model->object, 0, model->object.nbytes));
   PT_TRY(ptyc_buf_download(model->be, recon->probe, model->probe, 0, model->probe.nbytes));
   return ptyc_buf_download(model->be, recon->positions_px, model->positions, 0,

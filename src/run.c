@@ -1,6 +1,10 @@
-/* `ptyc run`: device choice, dataset, memory plan, iterations, outputs. */
+/* `ptyc run`: device choice, dataset, memory plan, iterations, outputs, checkpoints. */
+#define _POSIX_C_SOURCE 200809L /* open, getpid, access, clock_gettime */
+
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +13,7 @@
 #include <unistd.h>
 
 #include "build_config.h"
+#include "ptyc/checkpoint.h"
 #include "ptyc/dataset.h"
 #include "ptyc/engine.h"
 #include "ptyc/model.h"
@@ -172,13 +177,32 @@ static ptyc_status plan_memory(ptyc_backend *be, const ptyc_dataset *ds, ptyc_op
   return PTYC_OK;
 }
 
-/* recon.h5 and the PNG previews of the current state. */
-static ptyc_status write_outputs(ptyc_model *model, ptyc_recon *recon, const char *dir,
-                                 int png) {
-  char path[PTYC_PATH_MAX + 64];
+/* Copies the model to `recon` and checks that it is finite, so that a diverged state
+ * never replaces a good checkpoint or output. `done` = iterations done so far. */
+static ptyc_status download_state(ptyc_model *model, ptyc_recon *recon, int done) {
   PT_TRY(ptyc_model_download(model, recon));
+  const float *values[2] = {(const float *)recon->object, (const float *)recon->probe};
+  size_t counts[2] = {2 * (size_t)recon->obj_h * recon->obj_w,
+                      2 * (size_t)recon->n_modes * recon->m * recon->m};
+  const char *names[2] = {"object", "probe"};
+  for (int a = 0; a < 2; a++)
+    for (size_t i = 0; i < counts[a]; i++)
+      if (!isfinite(values[a][i]))
+        return ptyc_fail(PTYC_E_NUMERIC, "the %s became non-finite (%g) in iteration %d: "
+                                         "the reconstruction diverged (check the data, or "
+                                         "lower lsqml.max_step)", names[a], values[a][i], done);
+  return PTYC_OK;
+}
+
+/* recon.h5 and the PNG previews of `recon` (see download_state). */
+static ptyc_status write_outputs(ptyc_recon *recon, const char *dir, int png, int ptychodus) {
+  char path[PTYC_PATH_MAX + 64];
   snprintf(path, sizeof path, "%s/recon.h5", dir);
   PT_TRY(ptyc_recon_write(path, recon));
+  if (ptychodus) { /* output.ptychodus: the same result as a ptychodus product file */
+    snprintf(path, sizeof path, "%s/ptychodus_product.h5", dir);
+    PT_TRY(ptyc_ptychodus_write(path, recon, NULL));
+  }
   if (!png) return PTYC_OK;
   snprintf(path, sizeof path, "%s/object", dir);
   PT_TRY(ptyc_png_write_object(path, recon->object, recon->obj_h, recon->obj_w));
@@ -197,10 +221,147 @@ static void progress_bar(int done, int total, double loss) {
   fflush(stderr);
 }
 
+/* ---- checkpoints and log.jsonl -------------------------------------------------------- */
+
+/* Everything a checkpoint of this run needs besides the model. */
+typedef struct checkpointing {
+  char path[PTYC_PATH_MAX + 32]; /* <output.directory>/checkpoint.h5 */
+  char *job_text;                /* ptyc_checkpoint_job_text() of this job */
+  uint64_t dataset_hash;
+  int threads;                   /* CPU threads (0 on a GPU) */
+  const char *device;
+  int last_good;                 /* iterations in the last checkpoint written or resumed
+                                    from by this run; -1 if none */
+} checkpointing;
+
+/* Writes checkpoint.h5 from `recon` (already downloaded and checked). */
+static ptyc_status write_checkpoint(checkpointing *ck, ptyc_engine *engine,
+                                    const ptyc_recon *recon, double *peak_gib) {
+  ptyc_checkpoint_info info = {.job = ck->job_text, .dataset_hash = ck->dataset_hash,
+                               .peak_gib = peak_gib, .threads = ck->threads};
+  snprintf(info.device, sizeof info.device, "%s", ck->device);
+  PT_TRY(ptyc_engine_save_state(engine, &info.engine_state, &info.engine_state_nbytes));
+  ptyc_status st = ptyc_checkpoint_write(ck->path, recon, &info);
+  free(info.engine_state);
+  if (st == PTYC_OK) ck->last_good = recon->n_iterations;
+  return st;
+}
+
+/* Reads the checkpoint to resume from and checks that it belongs to this job and can
+ * go on to `iterations`. */
+static ptyc_status read_resume_checkpoint(const checkpointing *ck, const char *engine,
+                                          int iterations, ptyc_recon **saved,
+                                          ptyc_checkpoint_info *info) {
+  if (access(ck->path, F_OK) != 0)
+    return ptyc_fail(PTYC_E_IO, "%s: no checkpoint to resume from (one is written every "
+                                "output.checkpoint_every iterations and when a run is "
+                                "interrupted): run without --resume to start afresh", ck->path);
+  PT_TRY(ptyc_checkpoint_read(ck->path, saved, info));
+  PT_TRY(ptyc_checkpoint_check(ck->path, *saved, info, engine, ck->job_text,
+                               ck->dataset_hash));
+  if ((*saved)->n_iterations > iterations)
+    return ptyc_fail(PTYC_E_CONFIG, "%s already holds %d iterations but "
+                                    "reconstructor.iterations = %d: set it to %d or more to "
+                                    "continue", ck->path, (*saved)->n_iterations, iterations,
+                     (*saved)->n_iterations);
+  return PTYC_OK;
+}
+
+/* Puts a checkpoint's object, probe and positions into a freshly built model. */
+static ptyc_status restore_model(ptyc_model *model, const ptyc_recon *saved, const char *path) {
+  if (saved->obj_h != model->obj_h || saved->obj_w != model->obj_w || saved->m != model->m ||
+      saved->n_modes != model->n_modes || saved->n_positions != model->n_positions)
+    return ptyc_fail(PTYC_E_FORMAT, "%s holds an object of %d x %d, %d probe modes of %d x %d "
+                                    "and %d positions, but this job makes %d x %d, %d of %d x %d "
+                                    "and %d: it belongs to another job or build",
+                     path, saved->obj_h, saved->obj_w, saved->n_modes, saved->m, saved->m,
+                     saved->n_positions, model->obj_h, model->obj_w, model->n_modes, model->m,
+                     model->m, model->n_positions);
+  ptyc_backend *be = model->be;
+  PT_TRY(ptyc_buf_upload(be, model->object, 0, saved->object, model->object.nbytes));
+  PT_TRY(ptyc_buf_upload(be, model->probe, 0, saved->probe, model->probe.nbytes));
+  PT_TRY(ptyc_buf_upload(be, model->positions, 0, saved->positions_px, model->positions.nbytes));
+  memcpy(model->positions_host, saved->positions_px, model->positions.nbytes);
+  return PTYC_OK;
+}
+
+/* One log.jsonl record (with its newline) into buf; returns its length. A null
+ * peak_gib (NaN) is written as JSON null. */
+static int log_record(char *buf, size_t size, int iteration, double loss, double time_s,
+                      double peak_gib) {
+  char peak[32];
+  if (isnan(peak_gib))
+    snprintf(peak, sizeof peak, "null");
+  else
+    snprintf(peak, sizeof peak, "%.4f", peak_gib);
+  int n = snprintf(buf, size, "{\"iteration\": %d, \"loss\": %.9g, \"time_ms\": %.3f, "
+                   "\"peak_gib\": %s}\n", iteration, loss, 1e3 * time_s, peak);
+  return n < (int)size ? n : (int)size - 1;
+}
+
+/* Opens log.jsonl for appending one record per iteration. Each record goes out in
+ * one write() on an O_APPEND descriptor, so the file never holds half a record. A
+ * fresh run starts it empty; a resumed run first replaces it atomically (temporary
+ * file, then rename) by the records of the `done` iterations of the checkpoint. */
+static ptyc_status open_log(const char *path, const ptyc_recon *recon, const double *peak_gib,
+                            int done, int *fd) {
+  char tmp[PTYC_PATH_MAX + 64], line[256];
+  *fd = -1;
+  if (done > 0) {
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) return ptyc_fail(PTYC_E_IO, "cannot write %s: %s", tmp, strerror(errno));
+    for (int i = 0; i < done; i++) {
+      int n = log_record(line, sizeof line, i + 1, recon->loss[i], recon->iteration_time_s[i],
+                         peak_gib[i]);
+      fwrite(line, 1, (size_t)n, f);
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+      int err = errno;
+      remove(tmp);
+      return ptyc_fail(PTYC_E_IO, "cannot write %s: %s", path, strerror(err));
+    }
+  }
+  *fd = open(path, O_WRONLY | O_CREAT | O_APPEND | (done > 0 ? 0 : O_TRUNC), 0664);
+  if (*fd < 0) return ptyc_fail(PTYC_E_IO, "cannot write %s: %s", path, strerror(errno));
+  return PTYC_OK;
+}
+
+static ptyc_status append_log(int fd, const char *path, int iteration, double loss,
+                              double time_s, double peak_gib) {
+  char line[256];
+  int n = log_record(line, sizeof line, iteration, loss, time_s, peak_gib);
+  ssize_t written;
+  do
+    written = write(fd, line, (size_t)n);
+  while (written < 0 && errno == EINTR);
+  if (written != n)
+    return ptyc_fail(PTYC_E_IO, "cannot write %s: %s", path,
+                     written < 0 ? strerror(errno) : "short write (disk full?)");
+  return PTYC_OK;
+}
+
+static const char *signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+}
+
+/* Adds to the last error which checkpoint a failed run leaves behind. */
+static ptyc_status note_checkpoint(ptyc_status st, const checkpointing *ck) {
+  char message[1024];
+  snprintf(message, sizeof message, "%s", ptyc_last_error());
+  if (ck->last_good >= 0)
+    return ptyc_fail(st, "%s; %s (after iteration %d) is kept", message, ck->path,
+                     ck->last_good);
+  return ptyc_fail(st, "%s; no checkpoint was written", message);
+}
+
 ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flags,
                          ptyc_run_result *result) {
   ptyc_options opts = *opts_in;
   int quiet = flags && flags->quiet;
+  int resume = flags && flags->resume;
+  volatile sig_atomic_t *stop_signal = flags ? flags->stop_signal : NULL;
   FILE *out = quiet ? NULL : stdout;
   ptyc_status st = PTYC_OK;
   ptyc_dataset *ds = NULL;
@@ -208,16 +369,23 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
   ptyc_model model = {0};
   ptyc_engine *engine = NULL;
   ptyc_recon recon = {0};
-  FILE *log = NULL;
+  ptyc_recon *saved = NULL;           /* the checkpoint resumed from */
+  ptyc_checkpoint_info saved_info = {0};
+  checkpointing ck = {.last_good = -1};
+  double *peak_gib = NULL;            /* [iterations] for log.jsonl and checkpoints */
+  int log_fd = -1;
   int iterations = opts.reconstructor.iterations;
+  int every = opts.output.every, checkpoint_every = opts.output.checkpoint_every;
+  int start = 0;                      /* first iteration this run computes */
   memset(result, 0, sizeof *result);
+  result->checkpoint_iteration = -1;
 
   char notice[320];
   ptyc_device_kind device;
   PT_CHECK(ptyc_resolve_device(opts.reconstructor.device, &device, notice, sizeof notice));
   if (notice[0]) fprintf(stderr, "ptyc: note: %s\n", notice);
 
-  PT_CHECK(ptyc_dataset_read(opts.data.path, opts.data.format, &ds));
+  PT_CHECK(ptyc_dataset_read_opts(&opts.data, &ds));
   if (opts.probe.modes > 16)
     PT_FAIL(PTYC_E_CONFIG, "probe.modes = %d: at most 16 modes", opts.probe.modes);
   PT_CHECK(ptyc_backend_create(device, 0, opts.reconstructor.threads, &be));
@@ -231,7 +399,10 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
             device == PTYC_DEVICE_CPU ? "" : "");
     if (device == PTYC_DEVICE_CPU) fprintf(out, "threads  %d\n", info.threads);
     fprintf(out, "dataset  %s: %s, %d patterns of %d x %d%s%s\n", opts.data.path, ds->format,
-            ds->n_patterns, ds->m, ds->m, ds->probe ? ", probe from file" : ", probe from data",
+            ds->n_patterns, ds->m, ds->m,
+            strcmp(opts.probe.init, "aperture") == 0 ? ", aperture probe"
+            : ds->probe && strcmp(opts.probe.init, "data") != 0 ? ", probe from file"
+                                                                : ", probe from data",
             ds->mask ? ", mask" : "");
   }
   size_t planned = 0;
@@ -239,46 +410,115 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
   PT_CHECK(ptyc_options_to_text(&opts, &recon.config_text));
   if (out) fprintf(out, "---- resolved job ----\n%s----------------------\n", recon.config_text);
 
+  /* What identifies this job's checkpoints; with --resume, the one to continue. */
+  snprintf(ck.path, sizeof ck.path, "%s/checkpoint.h5", opts.output.directory);
+  ck.dataset_hash = ptyc_dataset_hash(ds);
+  ck.threads = device == PTYC_DEVICE_CPU ? info.threads : 0;
+  ck.device = ptyc_backend_name(be);
+  PT_CHECK(ptyc_checkpoint_job_text(&opts, &ck.job_text));
+  if (resume) {
+    PT_CHECK(read_resume_checkpoint(&ck, opts.reconstructor.engine, iterations, &saved,
+                                    &saved_info));
+    start = saved->n_iterations;
+    if (strcmp(saved_info.device, ck.device) != 0 || saved_info.threads != ck.threads)
+      fprintf(stderr, "ptyc: note: the checkpoint was computed on %s with %d threads, this run "
+                      "uses %s with %d: the result may differ from an uninterrupted run in the "
+                      "last bits\n", saved_info.device, saved_info.threads, ck.device,
+              ck.threads);
+    if (out) fprintf(out, "resume   %s after iteration %d of %d\n", ck.path, start, iterations);
+  }
+
   PT_CHECK(ptyc_model_init(be, ds, &opts, &model));
   ptyc_dataset_free(ds);
   ds = NULL;
+  if (saved) PT_CHECK(restore_model(&model, saved, ck.path));
   PT_CHECK(ptyc_engine_create(&model, &opts, &engine));
+  if (saved)
+    PT_CHECK(ptyc_engine_load_state(engine, saved_info.engine_state,
+                                    saved_info.engine_state_nbytes));
+
+  recon.loss = calloc(iterations, sizeof(double));
+  recon.iteration_time_s = calloc(iterations, sizeof(double));
+  peak_gib = calloc(iterations, sizeof(double));
+  if (!recon.loss || !recon.iteration_time_s || !peak_gib) PT_FAIL(PTYC_E_NOMEM, "out of memory");
+  recon.iterations = iterations;
+  recon.n_iterations = start;
+  snprintf(recon.engine, sizeof recon.engine, "%s", opts.reconstructor.engine);
+  if (saved) {
+    memcpy(recon.loss, saved->loss, sizeof(double) * start);
+    if (saved->iteration_time_s)
+      memcpy(recon.iteration_time_s, saved->iteration_time_s, sizeof(double) * start);
+    for (int i = 0; i < start; i++) peak_gib[i] = saved_info.peak_gib ? saved_info.peak_gib[i] : NAN;
+    ck.last_good = start;
+  }
 
   /* Everything is accepted: from here on, outputs may be written. */
   PT_CHECK(make_directory(opts.output.directory));
   char log_path[PTYC_PATH_MAX + 16];
   snprintf(log_path, sizeof log_path, "%s/log.jsonl", opts.output.directory);
-  log = fopen(log_path, "w");
-  if (log == NULL) PT_FAIL(PTYC_E_IO, "cannot write %s: %s", log_path, strerror(errno));
-
-  recon.loss = calloc(iterations, sizeof(double));
-  recon.iteration_time_s = calloc(iterations, sizeof(double));
-  if (!recon.loss || !recon.iteration_time_s) PT_FAIL(PTYC_E_NOMEM, "out of memory");
-  recon.iterations = iterations;
-  snprintf(recon.engine, sizeof recon.engine, "%s", opts.reconstructor.engine);
+  PT_CHECK(open_log(log_path, &recon, peak_gib, start, &log_fd));
   int bar = !quiet && isatty(STDERR_FILENO);
 
-  for (int it = 0; it < iterations; it++) {
+  for (int it = start; it < iterations; it++) {
     double t0 = now_s(), loss = 0.0;
-    PT_CHECK(ptyc_engine_step(engine, it, &loss));
+    st = ptyc_engine_step(engine, it, &loss);
+    if (st == PTYC_OK && !isfinite(loss))
+      st = ptyc_fail(PTYC_E_NUMERIC, "the cost became %g at iteration %d: the reconstruction "
+                                     "diverged (check the data, or lower the step sizes)",
+                     loss, it + 1);
+    if (st != PTYC_OK) {
+      st = note_checkpoint(st, &ck);
+      goto fail;
+    }
+    if (flags && flags->fault_nan_after == it + 1)
+      PT_CHECK(ptyc_op_scale(be, model.object, (size_t)model.obj_h * model.obj_w, NAN));
     double dt = now_s() - t0;
     recon.loss[it] = loss;
     recon.iteration_time_s[it] = dt;
     recon.n_iterations = it + 1;
     double gib = ptyc_backend_peak_bytes(be) / GIB;
-    fprintf(log, "{\"iteration\": %d, \"loss\": %.9g, \"time_ms\": %.3f, \"peak_gib\": %.4f}\n",
-            it + 1, loss, 1e3 * dt, gib);
-    fflush(log);
+    peak_gib[it] = gib;
+    PT_CHECK(append_log(log_fd, log_path, it + 1, loss, dt, gib));
     if (out) fprintf(out, "iter %4d/%d | loss %.4e | %8.1f ms | %.2f GiB\n", it + 1, iterations,
                      loss, 1e3 * dt, gib);
     if (bar) progress_bar(it + 1, iterations, loss);
-    if (opts.output.every > 0 && (it + 1) % opts.output.every == 0 && it + 1 < iterations)
-      PT_CHECK(write_outputs(&model, &recon, opts.output.directory, opts.output.png));
+
+    /* Between iterations: checkpoints (every K and at the end; always when stopped by a
+     * signal), snapshots, and the signal check. */
+    int last = it + 1 == iterations;
+    int stop = stop_signal && !last ? (int)*stop_signal : 0; /* after the last: just finish */
+    int checkpoint_due = stop || (checkpoint_every > 0 && ((it + 1) % checkpoint_every == 0 || last));
+    int snapshot_due = stop || (every > 0 && (it + 1) % every == 0 && !last);
+    if (checkpoint_due || snapshot_due) {
+      st = download_state(&model, &recon, it + 1);
+      if (st != PTYC_OK) {
+        st = note_checkpoint(st, &ck);
+        goto fail;
+      }
+    }
+    if (checkpoint_due) PT_CHECK(write_checkpoint(&ck, engine, &recon, peak_gib));
+    if (snapshot_due)
+      PT_CHECK(write_outputs(&recon, opts.output.directory, opts.output.png,
+                             opts.output.ptychodus));
+    if (stop) {
+      result->iterations_done = it + 1;
+      result->checkpoint_iteration = ck.last_good;
+      PT_FAIL(PTYC_E_INTERRUPTED, "interrupted by %s after iteration %d of %d: wrote %s and "
+                                  "the outputs", signal_name(stop), it + 1, iterations, ck.path);
+    }
   }
-  PT_CHECK(write_outputs(&model, &recon, opts.output.directory, opts.output.png));
+  st = download_state(&model, &recon, iterations);
+  if (st != PTYC_OK) {
+    st = note_checkpoint(st, &ck);
+    goto fail;
+  }
+  PT_CHECK(write_outputs(&recon, opts.output.directory, opts.output.png,
+                         opts.output.ptychodus));
 
   result->iterations_done = recon.n_iterations;
   result->final_loss = iterations > 0 ? recon.loss[iterations - 1] : 0.0;
+  result->resumed_at = start;
+  result->checkpoint_iteration = ck.last_good;
   /* The first iteration carries one-off costs (page faults, FFT warm-up): leave it out. */
   int skip = iterations > 2 ? 1 : 0;
   result->median_iteration_ms = 1e3 * median(recon.iteration_time_s + skip, iterations - skip);
@@ -288,11 +528,15 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
             iterations, result->median_iteration_ms, result->peak_device_bytes / GIB,
             opts.output.directory);
 fail:
-  if (log) fclose(log);
+  if (log_fd >= 0) close(log_fd);
   ptyc_engine_free(engine);
   ptyc_model_free(&model);
   ptyc_backend_free(be);
   ptyc_dataset_free(ds);
+  ptyc_recon_free(saved);
+  ptyc_checkpoint_info_free(&saved_info);
+  free(ck.job_text);
+  free(peak_gib);
   free(recon.object);
   free(recon.probe);
   free(recon.positions_px);

@@ -236,10 +236,79 @@ static ptyc_status lsqml_step(void *state, int iteration, double *loss) {
   return PTYC_OK;
 }
 
+/* ---- checkpoint state ------------------------------------------------------------------ */
+
+/* Without momentum the model is lsqml's whole state (the batch order is a function of
+ * seed and iteration). With momentum, the next step also needs X_previous of object
+ * and probe (the probe's differs from the model's: it is taken before the modes are
+ * orthogonalised). Blob: this header, then the previous object and probe as stored on
+ * the device (each present only if that part is optimised). */
+typedef struct lsqml_state_header {
+  uint32_t version;          /* LSQML_STATE_VERSION */
+  uint32_t reserved;
+  uint64_t object_nbytes;    /* 0 if the object is frozen */
+  uint64_t probe_nbytes;     /* 0 if the probe is frozen */
+} lsqml_state_header;
+
+#define LSQML_STATE_VERSION 1u
+
+/* The previous object and probe that momentum uses: {NULL, 0} where it uses none. */
+static void momentum_buffers(const lsqml *s, ptyc_buf *object, ptyc_buf *probe) {
+  int on = s->opts.lsqml.momentum > 0.0;
+  *object = on && s->opts.object.optimizable ? s->previous_object : (ptyc_buf){0};
+  *probe = on && s->opts.probe.optimizable ? s->previous_probe : (ptyc_buf){0};
+}
+
+static ptyc_status lsqml_save_state(void *state, void **blob, size_t *nbytes) {
+  lsqml *s = state;
+  ptyc_buf object, probe;
+  momentum_buffers(s, &object, &probe);
+  *blob = NULL;
+  *nbytes = 0;
+  if (object.nbytes == 0 && probe.nbytes == 0) return PTYC_OK;
+  lsqml_state_header h = {LSQML_STATE_VERSION, 0, object.nbytes, probe.nbytes};
+  size_t total = sizeof h + object.nbytes + probe.nbytes;
+  unsigned char *b = malloc(total);
+  if (b == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory saving the lsqml state");
+  memcpy(b, &h, sizeof h);
+  ptyc_status st = PTYC_OK;
+  if (object.nbytes) st = ptyc_buf_download(s->be, b + sizeof h, object, 0, object.nbytes);
+  if (st == PTYC_OK && probe.nbytes)
+    st = ptyc_buf_download(s->be, b + sizeof h + object.nbytes, probe, 0, probe.nbytes);
+  if (st != PTYC_OK) {
+    free(b);
+    return st;
+  }
+  *blob = b;
+  *nbytes = total;
+  return PTYC_OK;
+}
+
+static ptyc_status lsqml_load_state(void *state, const void *blob, size_t nbytes) {
+  lsqml *s = state;
+  ptyc_buf object, probe;
+  momentum_buffers(s, &object, &probe);
+  lsqml_state_header h = {0};
+  if (nbytes == 0 && object.nbytes == 0 && probe.nbytes == 0) return PTYC_OK;
+  if (nbytes >= sizeof h) memcpy(&h, blob, sizeof h);
+  if (nbytes < sizeof h || h.version != LSQML_STATE_VERSION || h.object_nbytes != object.nbytes ||
+      h.probe_nbytes != probe.nbytes || nbytes != sizeof h + object.nbytes + probe.nbytes)
+    return ptyc_fail(PTYC_E_FORMAT, "the checkpoint's lsqml state (%zu bytes) does not fit this "
+                                    "job's momentum buffers (%zu + %zu bytes): it was written "
+                                    "by another build", nbytes, object.nbytes, probe.nbytes);
+  const unsigned char *b = blob;
+  if (object.nbytes) PT_TRY(ptyc_buf_upload(s->be, object, 0, b + sizeof h, object.nbytes));
+  if (probe.nbytes)
+    PT_TRY(ptyc_buf_upload(s->be, probe, 0, b + sizeof h + object.nbytes, probe.nbytes));
+  return PTYC_OK;
+}
+
 const pt_engine_vtable pt_lsqml_engine = {
     .name = "lsqml",
     .plan_bytes = lsqml_plan_bytes,
     .init = lsqml_init,
     .step = lsqml_step,
     .free = lsqml_free,
+    .save_state = lsqml_save_state,
+    .load_state = lsqml_load_state,
 };

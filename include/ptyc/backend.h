@@ -71,6 +71,10 @@ ptyc_status ptyc_backend_sync(ptyc_backend *be);
  * stop (device events on GPUs, the wall clock on the CPU). stop waits for that work. */
 ptyc_status ptyc_timer_start(ptyc_backend *be);
 ptyc_status ptyc_timer_stop(ptyc_backend *be, double *ms);
+/* The device kind's own queue, for libraries that must run in order with the backend's
+ * work (NCCL): the CUDA backend's cudaStream_t, with its CUDA device ordinal in
+ * *device. NULL and -1 for the CPU, whose ops run synchronously on host memory. */
+void *ptyc_backend_native_stream(ptyc_backend *be, int *device);
 
 /* Whether a usable CUDA device is visible. On 0, `why` says why not (no CUDA in this
  * build, CUDA_VISIBLE_DEVICES empty, driver too old, no device). */
@@ -116,6 +120,12 @@ ptyc_status ptyc_fft_plan(ptyc_backend *be, int m, int count, ptyc_fft **out);
 /* In place on the first `count` images of `data`: forward (sign -1) if !inverse,
  * else the inverse WITHOUT the 1/M^2 factor. */
 ptyc_status ptyc_fft_exec(ptyc_backend *be, ptyc_fft *plan, ptyc_buf data, int inverse);
+/* The same on the first `count` images only, 0 <= count <= the planned count: for
+ * batches whose size varies (a rank's part of a minibatch). Nothing is planned here:
+ * the CPU loops over `count` images; CUDA runs `count` as chunks of power-of-two
+ * sub-plans that ptyc_fft_plan made, sharing one work area. */
+ptyc_status ptyc_fft_exec_count(ptyc_backend *be, ptyc_fft *plan, ptyc_buf data, int count,
+                                int inverse);
 void ptyc_fft_free(ptyc_backend *be, ptyc_fft *plan);
 
 /* ---- element-wise and reductions ----------------------------------------------------- */
@@ -195,6 +205,88 @@ ptyc_status ptyc_op_lsqml_steps(ptyc_backend *be, const ptyc_scan *scan, int fir
 /* Orthogonalises the K probe modes (eigenvectors of their K x K Gram matrix), strongest
  * first; total power is kept. */
 ptyc_status ptyc_op_orthogonalize_modes(ptyc_backend *be, ptyc_buf probe, int n_modes, int m);
+
+/* ---- autodiff: costs, vector-Jacobian products, optimizers ----------------------------
+ * Gradients are Wirtinger gradients: for a real cost C and a complex z, the gradient is
+ * g = dC/d(conj z) = (dC/d Re z + i dC/d Im z) / 2 (so dC = 2 Re(conj(g) dz)); for a real
+ * x it is dC/dx. The per-element math is shared host/device code in
+ * src/backend/autodiff_math.h. */
+
+/* Cost and its gradient. In: waves[b][k] = Psi (far field of every mode). Out:
+ * waves[b][k] = dC/d(conj Psi) = l'(I) Psi, cost[b] (double [n]) = sum over pixels of
+ * l(I, d), with I = sum_k |Psi_k|^2, d = patterns[j] and l the `loss` (ptyc_loss).
+ * Masked pixels (mask float [M][M], 0 = invalid, or {NULL}) add no cost and get a zero
+ * gradient. */
+ptyc_status ptyc_op_loss_gradient(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                  ptyc_loss loss, ptyc_buf patterns, ptyc_buf mask,
+                                  ptyc_buf waves, ptyc_buf cost);
+
+/* VJP of psi[b][k] = probes[b][k] * O_b (ptyc_op_exit_waves). With grad_psi = dC/d(conj psi):
+ *   grad_object[y0+y][x0+x] += sum_k conj(probes[b][k][y][x]) grad_psi[b][k][y][x]
+ *   illumination[y0+y][x0+x] += sum_k |probes[b][k][y][x]|^2       (float [H][W])
+ *   grad_probes[b][k] = conj(O_b) * grad_psi[b][k]                  (may BE `probes`)
+ *   object_intensity[y][x] += sum_b |O_b[y][x]|^2                    (float [M][M])
+ * Any of the four outputs may be {NULL} (not computed); grad_probes may be the same
+ * buffer as probes (overwritten in place), no other output may overlap an input. */
+ptyc_status ptyc_op_exit_waves_vjp(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                   ptyc_buf object, ptyc_buf probes, ptyc_buf grad_psi,
+                                   ptyc_buf grad_object, ptyc_buf illumination,
+                                   ptyc_buf grad_probes, ptyc_buf object_intensity);
+
+/* Position part of the VJP of the sub-pixel shift (ptyc_op_shift_spectrum):
+ * with S[b][k][u][v] = scale * spectrum[k][u][v] * exp(-2 pi i (fu fy_b + fv fx_b) / M) and
+ * grad_spectra = dC/d(conj S), for each batch entry b (double [n][4]):
+ *   out[b][0] = dC/dy_b = (4 pi / M) sum_k,u,v fu Im(conj(grad S) S)
+ *   out[b][1] = dC/dx_b = (4 pi / M) sum_k,u,v fv Im(conj(grad S) S)
+ *   out[b][2] = sum |dS/dy|^2 = sum (2 pi fu / M)^2 |S|^2,  out[b][3] the same in x
+ * (dS/dy = -2 pi i fu / M S). The last two are the curvature scale of a Gauss-Newton
+ * step; the spectrum part of the VJP is ptyc_op_unshift_accumulate. */
+ptyc_status ptyc_op_shift_position_gradient(ptyc_backend *be, const ptyc_scan *scan, int first,
+                                            int n, ptyc_buf spectrum, float scale,
+                                            ptyc_buf grad_spectra, ptyc_buf out);
+
+/* One optimizer update (the host computes nothing per element). */
+typedef struct ptyc_optim_params {
+  ptyc_optimizer kind;  /* SGD, ADAM or RMSPROP */
+  double step;          /* learning rate */
+  double momentum;      /* SGD: 0 = none */
+  int nesterov;         /* SGD */
+  double beta1, beta2;  /* Adam: decays of the mean and mean square */
+  double alpha;         /* RMSprop: decay of the mean square */
+  double epsilon;       /* Adam, RMSprop */
+  int t;                /* 1-based number of this update (Adam's bias correction; SGD's
+                           momentum starts at the first gradient when t == 1) */
+  double grad_scale;    /* the gradient is multiplied by this first */
+  double den_mix;       /* with a den buffer: see ptyc_op_optimizer_step */
+} ptyc_optim_params;
+
+/* param[i] += update(g_i), for `count` complex values, with the normalised gradient
+ *   g_i = grad_scale * grad[i] / ((1 - den_mix) den[i % den_count] + den_mix max(den))
+ * (g_i = 0 where that denominator is 0; den {NULL}: g_i = grad_scale * grad[i]) and the
+ * rule's state (c32 m[count] then float v[count]: 12 * count bytes, zero at the start).
+ * Complex values share one mean square v = mean |g|^2. */
+ptyc_status ptyc_op_optimizer_step(ptyc_backend *be, const ptyc_optim_params *p,
+                                   ptyc_buf param, ptyc_buf grad, size_t count, ptyc_buf den,
+                                   size_t den_count, ptyc_buf state);
+
+/* The positions of batch entries b: j = order[first + b], axis a (0 = y, 1 = x):
+ *   g = grad_scale * grad[b][a] / (grad[b][2 + a] * max(den))   (0 if that is not > 0;
+ *       den {NULL}: max(den) = 1), i.e. a gradient from ptyc_op_shift_position_gradient
+ *       over its curvature,
+ *   positions[j][a] += update(g) with the state double [N][4] (m_y, m_x, v_y, v_x) of j,
+ *   the move limited to PT_POSITION_MAX_MOVE_PX and the position clamped to
+ *   [0, obj_h - M] x [0, obj_w - M] so that its patch stays inside the object. */
+ptyc_status ptyc_op_position_step(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                  const ptyc_optim_params *p, ptyc_buf grad, ptyc_buf den,
+                                  size_t den_count, ptyc_buf state);
+
+/* Object regularisers R = l1_weight sum s(O) + tv_weight sum s(grad O), with the smoothed
+ * magnitude s(z) = sqrt(|z|^2 + eps^2) and s(grad O) = sqrt(|Dy O|^2 + |Dx O|^2 + eps^2)
+ * (forward differences, zero across the last row and column):
+ * grad[i] += dR/d(conj O[i]) for the h x w object; cost[0] (double) += R. */
+ptyc_status ptyc_op_object_regularize(ptyc_backend *be, ptyc_buf object, int h, int w,
+                                      double l1_weight, double tv_weight, ptyc_buf grad,
+                                      ptyc_buf cost);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,16 @@ ptyc_status ptyc_engine_create(ptyc_model *model, const ptyc_options *opts, ptyc
 ptyc_status ptyc_engine_step(ptyc_engine *engine, int iteration, double *loss);
 void ptyc_engine_free(ptyc_engine *engine);
 
+/* The engine's own state beyond the model, for checkpoints: a malloc'd blob the caller
+ * frees, or *blob = NULL and *nbytes = 0 when the model is the engine's whole state. */
+ptyc_status ptyc_engine_save_state(ptyc_engine *engine, void **blob, size_t *nbytes);
+/* Restores a blob of ptyc_engine_save_state (NULL / 0 for none) after create, before
+ * the first step. Fails with PTYC_E_FORMAT if the blob does not fit what the engine
+ * keeps (another build, another job). */
+ptyc_status ptyc_engine_load_state(ptyc_engine *engine, const void *blob, size_t nbytes);
+/* The registered name of an engine ("lsqml"). */
+const char *ptyc_engine_name(const ptyc_engine *engine);
+
 /* Device bytes the named engine will allocate for `model` and `batch_size`. */
 ptyc_status ptyc_engine_plan_bytes(const char *name, const ptyc_model *model, int batch_size,
                                    size_t *nbytes);

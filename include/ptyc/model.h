@@ -32,6 +32,8 @@ typedef struct ptyc_model {
   double mean_pattern_sum;  /* mean over patterns of their total counts */
   double object_pixel_size_m;
   size_t pattern_nbytes;    /* bytes of `patterns` on the device */
+  double wavelength_m;      /* the dataset's, 0 if unknown (for the outputs) */
+  double detector_distance_m; /* the dataset's, 0 if unknown */
 } ptyc_model;
 
 /* Builds the model from a dataset: object of ones sized from the positions plus

@@ -1,5 +1,6 @@
 /* Public backend API: argument checks around the device kind's vtable, and the
  * allocation accounting (bytes in use, peak) shared by all kinds. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,12 @@ ptyc_status ptyc_timer_start(ptyc_backend *be) {
 ptyc_status ptyc_timer_stop(ptyc_backend *be, double *ms) {
   SLOT(be, timer_stop);
   return be->vt->timer_stop(be->ctx, ms);
+}
+
+void *ptyc_backend_native_stream(ptyc_backend *be, int *device) {
+  if (device) *device = -1;
+  if (be == NULL || be->vt->native_stream == NULL) return NULL;
+  return be->vt->native_stream(be->ctx, device);
 }
 
 int ptyc_cuda_usable(char *why, size_t why_size) {
@@ -273,6 +280,21 @@ ptyc_status ptyc_fft_exec(ptyc_backend *be, ptyc_fft *plan, ptyc_buf data, int i
   PT_TRY(need_bytes("ptyc_fft_exec", "data", data,
                     (size_t)plan->count * plan->m * plan->m * sizeof(ptyc_c32)));
   return be->vt->fft_exec(be->ctx, plan->impl, data.ptr, inverse);
+}
+
+ptyc_status ptyc_fft_exec_count(ptyc_backend *be, ptyc_fft *plan, ptyc_buf data, int count,
+                                int inverse) {
+  SLOT(be, fft_exec);
+  if (plan == NULL) return ptyc_fail(PTYC_E_ARG, "ptyc_fft_exec_count: plan is NULL");
+  if (count < 0 || count > plan->count)
+    return ptyc_fail(PTYC_E_ARG, "ptyc_fft_exec_count: %d transforms asked of a plan for %d",
+                     count, plan->count);
+  if (count == 0) return PTYC_OK;
+  PT_TRY(need_bytes("ptyc_fft_exec_count", "data", data,
+                    (size_t)count * plan->m * plan->m * sizeof(ptyc_c32)));
+  if (count == plan->count) return be->vt->fft_exec(be->ctx, plan->impl, data.ptr, inverse);
+  SLOT(be, fft_exec_count);
+  return be->vt->fft_exec_count(be->ctx, plan->impl, data.ptr, count, inverse);
 }
 
 void ptyc_fft_free(ptyc_backend *be, ptyc_fft *plan) {
@@ -426,4 +448,129 @@ ptyc_status ptyc_op_orthogonalize_modes(ptyc_backend *be, ptyc_buf probe, int n_
                      m);
   PT_TRY(need_bytes(__func__, "probe", probe, (size_t)n_modes * m * m * sizeof(ptyc_c32)));
   return be->vt->orthogonalize_modes(be->ctx, probe.ptr, n_modes, m);
+}
+
+/* ---- autodiff ----------------------------------------------------------------------------- */
+
+ptyc_status ptyc_op_loss_gradient(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                  ptyc_loss loss, ptyc_buf patterns, ptyc_buf mask,
+                                  ptyc_buf waves, ptyc_buf cost) {
+  SLOT(be, loss_gradient);
+  PT_TRY(check_batch(__func__, scan, first, n));
+  if (loss != PTYC_LOSS_AMPLITUDE && loss != PTYC_LOSS_INTENSITY && loss != PTYC_LOSS_POISSON)
+    return ptyc_fail(PTYC_E_ARG, "%s: unknown loss %d", __func__, (int)loss);
+  size_t pixels = (size_t)scan->m * scan->m;
+  PT_TRY(need_bytes(__func__, "patterns", patterns,
+                    (size_t)scan->n_positions * pixels * sizeof(float)));
+  PT_TRY(need_optional(__func__, "mask", mask, pixels * sizeof(float)));
+  PT_TRY(need_bytes(__func__, "waves", waves, images_bytes(scan, n)));
+  PT_TRY(need_bytes(__func__, "cost", cost, (size_t)n * sizeof(double)));
+  return be->vt->loss_gradient(be->ctx, scan, first, n, loss, patterns.ptr, mask.ptr, waves.ptr,
+                               cost.ptr);
+}
+
+ptyc_status ptyc_op_exit_waves_vjp(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                   ptyc_buf object, ptyc_buf probes, ptyc_buf grad_psi,
+                                   ptyc_buf grad_object, ptyc_buf illumination,
+                                   ptyc_buf grad_probes, ptyc_buf object_intensity) {
+  SLOT(be, exit_waves_vjp);
+  PT_TRY(check_batch(__func__, scan, first, n));
+  PT_TRY(need_bytes(__func__, "object", object, object_count(scan) * sizeof(ptyc_c32)));
+  PT_TRY(need_bytes(__func__, "probes", probes, images_bytes(scan, n)));
+  PT_TRY(need_bytes(__func__, "grad_psi", grad_psi, images_bytes(scan, n)));
+  PT_TRY(need_optional(__func__, "grad_object", grad_object,
+                       object_count(scan) * sizeof(ptyc_c32)));
+  PT_TRY(need_optional(__func__, "illumination", illumination,
+                       object_count(scan) * sizeof(float)));
+  PT_TRY(need_optional(__func__, "grad_probes", grad_probes, images_bytes(scan, n)));
+  PT_TRY(need_optional(__func__, "object_intensity", object_intensity,
+                       (size_t)scan->m * scan->m * sizeof(float)));
+  if (grad_probes.ptr != NULL && grad_probes.ptr == grad_psi.ptr)
+    return ptyc_fail(PTYC_E_ARG, "%s: grad_probes may be probes, not grad_psi", __func__);
+  return be->vt->exit_waves_vjp(be->ctx, scan, first, n, object.ptr, probes.ptr, grad_psi.ptr,
+                                grad_object.ptr, illumination.ptr, grad_probes.ptr,
+                                object_intensity.ptr);
+}
+
+ptyc_status ptyc_op_shift_position_gradient(ptyc_backend *be, const ptyc_scan *scan, int first,
+                                            int n, ptyc_buf spectrum, float scale,
+                                            ptyc_buf grad_spectra, ptyc_buf out) {
+  SLOT(be, shift_position_gradient);
+  PT_TRY(check_batch(__func__, scan, first, n));
+  PT_TRY(need_bytes(__func__, "spectrum", spectrum, images_bytes(scan, 1)));
+  PT_TRY(need_bytes(__func__, "grad_spectra", grad_spectra, images_bytes(scan, n)));
+  PT_TRY(need_bytes(__func__, "out", out, (size_t)n * 4 * sizeof(double)));
+  return be->vt->shift_position_gradient(be->ctx, scan, first, n, spectrum.ptr, scale,
+                                         grad_spectra.ptr, out.ptr);
+}
+
+/* The hyper-parameters of an update are within their ranges. */
+static ptyc_status check_optim(const char *op, const ptyc_optim_params *p) {
+  if (p == NULL) return ptyc_fail(PTYC_E_ARG, "%s: no optimizer parameters", op);
+  if (p->kind != PTYC_OPTIMIZER_SGD && p->kind != PTYC_OPTIMIZER_ADAM &&
+      p->kind != PTYC_OPTIMIZER_RMSPROP)
+    return ptyc_fail(PTYC_E_ARG, "%s: optimizer %d is not sgd, adam or rmsprop (resolve "
+                                 "\"default\" first)", op, (int)p->kind);
+  if (!(p->step >= 0) || !(p->momentum >= 0 && p->momentum < 1) ||
+      !(p->beta1 >= 0 && p->beta1 < 1) || !(p->beta2 >= 0 && p->beta2 < 1) ||
+      !(p->alpha >= 0 && p->alpha < 1) || !(p->epsilon > 0) || p->t < 1 ||
+      !(p->den_mix >= 0 && p->den_mix <= 1) || !isfinite(p->grad_scale))
+    return ptyc_fail(PTYC_E_ARG, "%s: optimizer parameters out of range (step %g, momentum "
+                                 "%g, betas %g %g, alpha %g, epsilon %g, t %d, mix %g)",
+                     op, p->step, p->momentum, p->beta1, p->beta2, p->alpha, p->epsilon, p->t,
+                     p->den_mix);
+  return PTYC_OK;
+}
+
+ptyc_status ptyc_op_optimizer_step(ptyc_backend *be, const ptyc_optim_params *p,
+                                   ptyc_buf param, ptyc_buf grad, size_t count, ptyc_buf den,
+                                   size_t den_count, ptyc_buf state) {
+  SLOT(be, optimizer_step);
+  PT_TRY(check_optim(__func__, p));
+  PT_TRY(need_bytes(__func__, "param", param, count * sizeof(ptyc_c32)));
+  PT_TRY(need_bytes(__func__, "grad", grad, count * sizeof(ptyc_c32)));
+  PT_TRY(need_bytes(__func__, "state", state, count * (sizeof(ptyc_c32) + sizeof(float))));
+  if (den.ptr != NULL) {
+    if (den_count == 0 || count % den_count != 0)
+      return ptyc_fail(PTYC_E_ARG, "%s: count %zu is not a multiple of den_count %zu",
+                       __func__, count, den_count);
+    PT_TRY(need_bytes(__func__, "den", den, den_count * sizeof(float)));
+  }
+  return be->vt->optimizer_step(be->ctx, p, param.ptr, grad.ptr, count, den.ptr,
+                                den.ptr ? den_count : 0, state.ptr);
+}
+
+ptyc_status ptyc_op_position_step(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                  const ptyc_optim_params *p, ptyc_buf grad, ptyc_buf den,
+                                  size_t den_count, ptyc_buf state) {
+  SLOT(be, position_step);
+  PT_TRY(check_batch(__func__, scan, first, n));
+  PT_TRY(check_optim(__func__, p));
+  PT_TRY(need_bytes(__func__, "grad", grad, (size_t)n * 4 * sizeof(double)));
+  PT_TRY(need_bytes(__func__, "state", state, (size_t)scan->n_positions * 4 * sizeof(double)));
+  if (den.ptr != NULL) {
+    if (den_count == 0) return ptyc_fail(PTYC_E_ARG, "%s: den_count is 0", __func__);
+    PT_TRY(need_bytes(__func__, "den", den, den_count * sizeof(float)));
+  }
+  return be->vt->position_step(be->ctx, scan, first, n, p, grad.ptr, den.ptr,
+                               den.ptr ? den_count : 0, state.ptr);
+}
+
+ptyc_status ptyc_op_object_regularize(ptyc_backend *be, ptyc_buf object, int h, int w,
+                                      double l1_weight, double tv_weight, ptyc_buf grad,
+                                      ptyc_buf cost) {
+  SLOT(be, object_regularize);
+  if (h <= 0 || w <= 0)
+    return ptyc_fail(PTYC_E_ARG, "%s: invalid object size %d x %d", __func__, h, w);
+  if (!(l1_weight >= 0) || !(tv_weight >= 0))
+    return ptyc_fail(PTYC_E_ARG, "%s: weights must be >= 0 (%g, %g)", __func__, l1_weight,
+                     tv_weight);
+  size_t count = (size_t)h * w;
+  PT_TRY(need_bytes(__func__, "object", object, count * sizeof(ptyc_c32)));
+  PT_TRY(need_bytes(__func__, "grad", grad, count * sizeof(ptyc_c32)));
+  PT_TRY(need_bytes(__func__, "cost", cost, sizeof(double)));
+  if (grad.ptr == object.ptr)
+    return ptyc_fail(PTYC_E_ARG, "%s: grad must not be the object", __func__);
+  return be->vt->object_regularize(be->ctx, object.ptr, h, w, l1_weight, tv_weight, grad.ptr,
+                                   cost.ptr);
 }

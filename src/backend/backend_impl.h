@@ -14,6 +14,8 @@ typedef struct pt_backend_vtable {
   ptyc_status (*sync)(void *ctx);
   ptyc_status (*timer_start)(void *ctx);
   ptyc_status (*timer_stop)(void *ctx, double *ms);
+  /* NULL slot: no native stream (the CPU). */
+  void *(*native_stream)(void *ctx, int *device);
 
   ptyc_status (*alloc)(void *ctx, size_t nbytes, void **ptr);
   void (*free)(void *ctx, void *ptr);
@@ -29,6 +31,8 @@ typedef struct pt_backend_vtable {
 
   ptyc_status (*fft_plan)(void *ctx, int m, int count, void **plan);
   ptyc_status (*fft_exec)(void *ctx, void *plan, ptyc_c32 *data, int inverse);
+  /* The first `count` images, 0 < count < the planned count. */
+  ptyc_status (*fft_exec_count)(void *ctx, void *plan, ptyc_c32 *data, int count, int inverse);
   void (*fft_free)(void *ctx, void *plan);
 
   ptyc_status (*scale)(void *ctx, ptyc_c32 *x, size_t count, float s);
@@ -60,6 +64,29 @@ typedef struct pt_backend_vtable {
                              const ptyc_c32 *chi, double regularization, double max_step,
                              int object_on, int probe_on, float *alpha);
   ptyc_status (*orthogonalize_modes)(void *ctx, ptyc_c32 *probe, int n_modes, int m);
+
+  /* autodiff (include/ptyc/backend.h, "autodiff") */
+  ptyc_status (*loss_gradient)(void *ctx, const ptyc_scan *scan, int first, int n,
+                               ptyc_loss loss, const float *patterns, const float *mask,
+                               ptyc_c32 *waves, double *cost);
+  /* grad_probes may equal probes; the other outputs may be NULL. */
+  ptyc_status (*exit_waves_vjp)(void *ctx, const ptyc_scan *scan, int first, int n,
+                                const ptyc_c32 *object, const ptyc_c32 *probes,
+                                const ptyc_c32 *grad_psi, ptyc_c32 *grad_object,
+                                float *illumination, ptyc_c32 *grad_probes,
+                                float *object_intensity);
+  ptyc_status (*shift_position_gradient)(void *ctx, const ptyc_scan *scan, int first, int n,
+                                         const ptyc_c32 *spectrum, float scale,
+                                         const ptyc_c32 *grad_spectra, double *out);
+  ptyc_status (*optimizer_step)(void *ctx, const ptyc_optim_params *p, ptyc_c32 *param,
+                                const ptyc_c32 *grad, size_t count, const float *den,
+                                size_t den_count, void *state);
+  ptyc_status (*position_step)(void *ctx, const ptyc_scan *scan, int first, int n,
+                               const ptyc_optim_params *p, const double *grad,
+                               const float *den, size_t den_count, double *state);
+  ptyc_status (*object_regularize)(void *ctx, const ptyc_c32 *object, int h, int w,
+                                   double l1_weight, double tv_weight, ptyc_c32 *grad,
+                                   double *cost);
 } pt_backend_vtable;
 
 /* Constructors of the device kinds: fill *vtable and *ctx. */

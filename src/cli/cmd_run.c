@@ -1,4 +1,7 @@
-/* `ptyc run JOB.cfg [--set key=value ...] [--quiet]` */
+/* `ptyc run JOB.cfg [--set key=value ...] [--resume] [--quiet]` */
+#define _POSIX_C_SOURCE 200809L /* sigaction */
+
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,17 +9,70 @@
 #include "cli/commands.h"
 #include "ptyc/options.h"
 #include "ptyc/run.h"
+#include "ptyc/status.h"
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: ptyc run JOB.cfg [--set group.key=value ...] [--quiet]\n\n"
+          "usage: ptyc run JOB.cfg [--set group.key=value ...] [--resume] [--quiet]\n\n"
           "Reconstructs the dataset named by data.path in the libconfig job file.\n"
           "  --set group.key=value   override one key of the job (same checks as the file)\n"
+          "  --resume                continue from output.directory/checkpoint.h5 up to\n"
+          "                          reconstructor.iterations (same job, same dataset)\n"
           "  --quiet                 print only warnings, errors and the final line\n"
           "Environment: PTYC_DEVICE=cpu|cuda overrides reconstructor.device;\n"
           "CUDA_VISIBLE_DEVICES decides which GPUs are visible.\n"
           "Outputs in output.directory: recon.h5, object_phase.png, object_amplitude.png,\n"
-          "probe.png, cost.png, log.jsonl. See configs/default.cfg for every key.\n");
+          "probe.png, cost.png, log.jsonl, and checkpoint.h5 every\n"
+          "output.checkpoint_every iterations. SIGINT (Ctrl-C) or SIGTERM stops after the\n"
+          "current iteration, writes checkpoint.h5 and the outputs, and exits with\n"
+          "128 + the signal number; a second Ctrl-C stops at once.\n"
+          "See configs/default.cfg for every key.\n");
+}
+
+/* The signal that asked the run to stop, 0 if none. Written only by on_stop_signal. */
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+/* SIGINT and SIGTERM set stop_signal once; SA_RESETHAND restores the default action,
+ * so a second signal ends the program at once (every output is written atomically,
+ * so that loses at most the iteration in progress). */
+static void catch_stop_signals(struct sigaction old[2]) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND | SA_RESTART;
+  sigaction(SIGINT, &sa, &old[0]);
+  sigaction(SIGTERM, &sa, &old[1]);
+}
+
+static void restore_signals(const struct sigaction old[2]) {
+  sigaction(SIGINT, &old[0], NULL);
+  sigaction(SIGTERM, &old[1], NULL);
+}
+
+/* Prints argv as a command line to paste, quoting what the shell would split. */
+static void print_command(FILE *out, int argc, char **argv) {
+  fprintf(out, "ptyc");
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--resume") == 0) continue; /* added once at the end */
+    if (a[0] != '\0' && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789_-+=./,:@%") == strlen(a)) {
+      fprintf(out, " %s", a);
+      continue;
+    }
+    fputs(" '", out);
+    for (; *a; a++) {
+      if (*a == '\'')
+        fputs("'\\''", out);
+      else
+        fputc(*a, out);
+    }
+    fputc('\'', out);
+  }
+  fprintf(out, " --resume");
 }
 
 int pt_cmd_run(int argc, char **argv) {
@@ -41,6 +97,8 @@ int pt_cmd_run(int argc, char **argv) {
       sets[n_sets++] = argv[i] + 6;
     } else if (strcmp(argv[i], "--quiet") == 0) {
       flags.quiet = 1;
+    } else if (strcmp(argv[i], "--resume") == 0) {
+      flags.resume = 1;
     } else if (argv[i][0] == '-') {
       fprintf(stderr, "ptyc run: error: unknown option '%s' (see ptyc run --help)\n", argv[i]);
       free(sets);
@@ -62,7 +120,21 @@ int pt_cmd_run(int argc, char **argv) {
   ptyc_status st = ptyc_options_load(job, sets, n_sets, &opts);
   free(sets);
   ptyc_run_result result;
-  if (st == PTYC_OK) st = ptyc_run_job(&opts, &flags, &result);
+  if (st == PTYC_OK) {
+    struct sigaction old[2];
+    stop_signal = 0;
+    flags.stop_signal = &stop_signal;
+    catch_stop_signals(old);
+    st = ptyc_run_job(&opts, &flags, &result);
+    restore_signals(old);
+  }
+  if (st == PTYC_E_INTERRUPTED) {
+    /* One line: what happened, what was kept, and the command that continues. */
+    fprintf(stderr, "ptyc run: %s; continue with: ", ptyc_last_error());
+    print_command(stderr, argc, argv);
+    fputc('\n', stderr);
+    return 128 + (int)stop_signal;
+  }
   if (st != PTYC_OK) {
     fprintf(stderr, "ptyc run: error: %s\n", ptyc_last_error());
     return 1;

@@ -8,6 +8,7 @@ int pt_cmd_simulate(int argc, char **argv);
 int pt_cmd_info(int argc, char **argv);
 int pt_cmd_devices(int argc, char **argv);
 int pt_cmd_compare(int argc, char **argv);
+int pt_cmd_launch(int argc, char **argv);
 
 /* "--help" or "-h" among argv[1..]? */
 int pt_wants_help(int argc, char **argv);

@@ -15,6 +15,7 @@ static const struct {
     {"info", pt_cmd_info, "describe a dataset file and the memory a reconstruction needs"},
     {"devices", pt_cmd_devices, "list the CPU and the visible GPUs"},
     {"compare", pt_cmd_compare, "object error of a reconstruction against the truth"},
+    {"launch", pt_cmd_launch, "start a command on N ranks of this node through mpirun"},
 };
 
 int pt_wants_help(int argc, char **argv) {
@@ -28,6 +29,9 @@ static void print_version(void) {
   printf("features: cpu (FFTW %s, OpenMP)%s, HDF5 %s, libconfig %s\n", PTYC_FFTW_VERSION,
          PTYC_HAVE_CUDA ? ", cuda (cuFFT, cuBLAS)" : ", no cuda", PTYC_HDF5_VERSION,
          PTYC_LIBCONFIG_VERSION);
+  /* several ranks: MPI (its standard's version) and NCCL for GPU-to-GPU sums */
+  printf("ranks: %s, %s\n", PTYC_HAVE_MPI ? "mpi " PTYC_MPI_VERSION : "no mpi",
+         PTYC_HAVE_NCCL ? "nccl " PTYC_NCCL_VERSION : "no nccl");
   printf("engines: lsqml\n");
 }
 

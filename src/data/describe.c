@@ -1,16 +1,18 @@
-/* `ptyc info`: what a dataset file holds and what a reconstruction of it will need.
+/* `ptyc info`: what a dataset holds and what a reconstruction of it will need.
  *
- * The file is read with the native reader (so `info` reports exactly the errors a run
- * would), then summarised: layout, positions and the object they span, geometry, probe
- * and mask, counts, and the memory a run with the default options will take (the
- * model's own plan plus the lsqml engine's, for the given modes and batch size). */
+ * The dataset is read as a run reads it (pt_dataset_read_info: any format, the job's
+ * `data` options applied), so `info` reports exactly the errors a run would, then
+ * summarised: format and files, layout, the options applied, positions and the object
+ * they span, geometry, probe and mask, counts, and the memory a run with the default
+ * options will take (the model's own plan plus the lsqml engine's, for the given modes
+ * and batch size). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "data/native.h"
+#include "data/readers.h"
 #include "pt_try.h"
 #include "ptyc/dataset.h"
 #include "ptyc/engine.h"
@@ -62,11 +64,26 @@ static void print_geometry(FILE *out, const ptyc_dataset *ds, const pt_native_in
 }
 
 ptyc_status ptyc_dataset_describe(const char *path, int n_modes, int batch_size, FILE *out) {
-  ptyc_dataset *ds = NULL;
-  pt_native_info info;
   if (!path || !out)
     return ptyc_fail(PTYC_E_ARG, "ptyc_dataset_describe: NULL argument");
-  PT_TRY(pt_native_read(path, &ds, &info));
+  ptyc_options defaults;
+  ptyc_options_default(&defaults);
+  if (strlen(path) >= sizeof defaults.data.path)
+    return ptyc_fail(PTYC_E_ARG, "%.80s...: path too long", path);
+  snprintf(defaults.data.path, sizeof defaults.data.path, "%s", path);
+  return ptyc_dataset_describe_opts(&defaults.data, n_modes, batch_size, out);
+}
+
+ptyc_status ptyc_dataset_describe_opts(const ptyc_data_options *data_opts, int n_modes,
+                                       int batch_size, FILE *out) {
+  ptyc_dataset *ds = NULL;
+  static const pt_read_info no_info;
+  pt_read_info read = no_info;
+  const pt_native_info *info = &read.file;
+  if (!data_opts || !out)
+    return ptyc_fail(PTYC_E_ARG, "ptyc_dataset_describe: NULL argument");
+  const char *path = data_opts->path;
+  PT_TRY(pt_dataset_read_info(data_opts, &ds, &read));
 
   const int n = ds->n_patterns, m = ds->m;
   const size_t plane = (size_t)m * m;
@@ -108,31 +125,38 @@ ptyc_status ptyc_dataset_describe(const char *path, int n_modes, int batch_size,
 
   fprintf(out, "%s\n", path);
   fprintf(out, "  %-12s %s\n", "format", ds->format);
+  if (read.positions_path[0])
+    fprintf(out, "  %-12s %s (positions%s)\n", "second file", read.positions_path,
+            strcmp(ds->format, "ptychodus") == 0 ? ", probe, pixel size" : "");
   fprintf(out, "  %-12s N = %d, M = %d, %s, zero frequency at the %s in the file\n",
-          "patterns", n, m, info.dp_dtype,
-          info.dp_zero_at_corner ? "corner [0][0]" : "centre (index M/2)");
+          "patterns", n, m, info->dp_dtype,
+          info->dp_zero_at_corner ? "corner [0][0]" : "centre (index M/2)");
+  fprintf(out, "  %-12s %s\n", "options", read.applied[0] ? read.applied : "none");
+  if (read.notes[0])
+    fprintf(out, "  %-12s %s\n", "note", read.notes);
   fprintf(out, "  %-12s %s; y %.2f .. %.2f, x %.2f .. %.2f px (extent %.1f x %.1f px)\n",
-          "positions", info.positions_source, y_min, y_max, x_min, x_max, y_max - y_min,
+          "positions", info->positions_source, y_min, y_max, x_min, x_max, y_max - y_min,
           x_max - x_min);
   fprintf(out, "  %-12s %d x %d px (every probe window, object.padding_px = %d)\n", "object", obj_h,
           obj_w, opts.object.padding_px);
-  print_geometry(out, ds, &info);
+  print_geometry(out, ds, info);
   if (ds->probe)
     fprintf(out, "  %-12s %d mode(s) of %dx%d (%s)\n", "probe", ds->probe_modes, m, m,
-            info.probe_dtype);
+            info->probe_dtype);
   else
     fprintf(out, "  %-12s none: ptyc makes one from the data\n", "probe");
   if (ds->mask) {
     size_t valid = 0;
     for (size_t i = 0; i < plane; i++)
       valid += ds->mask[i];
-    fprintf(out, "  %-12s %zu of %zu pixels valid (%s)\n", "mask", valid, plane, info.mask_dtype);
+    fprintf(out, "  %-12s %zu of %zu pixels valid (%s)\n", "mask", valid, plane,
+            info->mask_dtype[0] ? info->mask_dtype : "from the options");
   } else {
     fprintf(out, "  %-12s none: every pixel valid\n", "mask");
   }
   fprintf(out, "  %-12s per pattern: mean %.4g, min %.4g, max %.4g\n", "counts", sum_mean,
           sum_min, sum_max);
-  if (info.has_truth)
+  if (info->has_truth)
     fprintf(out, "  %-12s /truth/object present (simulated data)\n", "truth");
 
   /* Memory: the model's arrays (patterns among them) plus the engine's work space. */

@@ -20,4 +20,25 @@ typedef struct pt_native_info {
  * (which may be NULL). */
 ptyc_status pt_native_read(const char *path, ptyc_dataset **out, pt_native_info *info);
 
+/* Which positions (and their patterns) a reader keeps: part `part` of `parts`
+ * (ptyc_comm_share); {0, 1} keeps all. The reader fills in where the part lies. */
+typedef struct pt_share {
+  int part, parts;           /* in */
+  int first, count, n_total; /* out: positions [first, first + count) of the file's N */
+} pt_share;
+
+/* Fills share->first, count and n_total for a file of `n_total` positions; fails when
+ * the part would be empty (more ranks than positions). `path` names the file. */
+ptyc_status pt_share_locate(pt_share *share, int n_total, const char *path);
+
+/* Keeps only the share's positions and patterns of a dataset read whole (the formats
+ * without hyperslab reads), after locating the share among its N. */
+ptyc_status pt_share_keep(pt_share *share, ptyc_dataset *ds, const char *path);
+
+/* As pt_native_read, keeping only the positions and patterns of `share` (read as HDF5
+ * hyperslabs, so the rest never reaches memory): the dataset's n_patterns is
+ * share->count. */
+ptyc_status pt_native_read_share(const char *path, pt_share *share, ptyc_dataset **out,
+                                 pt_native_info *info);
+
 #endif

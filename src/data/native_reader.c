@@ -43,6 +43,30 @@ static int same_word(const char *a, const char *b) {
   return *a == *b;
 }
 
+/* Reads rows [first, first + count) of the first dimension of `dset` (all of each row)
+ * into `buf` as `memtype`: an HDF5 hyperslab, so a share of a large file costs only its
+ * own memory. Returns the H5Dread result (< 0 on failure). */
+static herr_t read_rows(hid_t dset, hid_t memtype, int rank, const hsize_t *dims, int first,
+                        int count, void *buf) {
+  hsize_t start[PT_H5_MAX_RANK] = {0}, size[PT_H5_MAX_RANK];
+  for (int d = 0; d < rank; d++)
+    size[d] = dims[d];
+  if (first == 0 && (hsize_t)count == dims[0])
+    return H5Dread(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+  start[0] = (hsize_t)first;
+  size[0] = (hsize_t)count;
+  hid_t file_space = H5Dget_space(dset), mem_space = H5Screate_simple(rank, size, NULL);
+  herr_t err = -1;
+  if (file_space >= 0 && mem_space >= 0 &&
+      H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, size, NULL) >= 0)
+    err = H5Dread(dset, memtype, mem_space, file_space, H5P_DEFAULT, buf);
+  if (mem_space >= 0)
+    H5Sclose(mem_space);
+  if (file_space >= 0)
+    H5Sclose(file_space);
+  return err;
+}
+
 /* ---- /dp --------------------------------------------------------------------------- */
 
 /* Lists up to a few root members for the "no /dp" message, e.g. "/entry_1, /cxi_version". */
@@ -95,7 +119,7 @@ static ptyc_status read_layout(const char *path, hid_t file, hid_t dset, int *co
 }
 
 static ptyc_status read_patterns(const char *path, hid_t file, ptyc_dataset *ds,
-                                 pt_native_info *info) {
+                                 pt_native_info *info, pt_share *share) {
   ptyc_status st = PTYC_OK;
   hid_t dset = H5I_INVALID_HID;
   float *tmp = NULL;
@@ -110,7 +134,8 @@ static ptyc_status read_patterns(const char *path, hid_t file, ptyc_dataset *ds,
     PT_FAIL(PTYC_E_FORMAT,
             "%s: no /dp dataset, so not a ptyc-native file (found %s)%s: convert it to the "
             "native layout of FORMATS.md",
-            path, found, looks_cxi ? "; it looks like CXI, which ptyc does not read yet" : "");
+            path, found,
+            looks_cxi ? "; it looks like CXI: use data.format = \"cxi\" or \"auto\"" : "");
   }
   PT_CHECK(pt_h5_open_dataset(path, file, "dp", &dset, &rank, dims));
   if (rank != 3)
@@ -135,7 +160,8 @@ static ptyc_status read_patterns(const char *path, hid_t file, ptyc_dataset *ds,
             "int32 intensities",
             path, info->dp_dtype);
 
-  int n = (int)dims[0], m = (int)dims[1];
+  PT_CHECK(pt_share_locate(share, (int)dims[0], path));
+  int n = share->count, m = (int)dims[1]; /* the patterns kept: all, or a share */
   size_t plane = (size_t)m * m, nbytes = 0;
   if (!pt_checked_product((size_t)n, plane, sizeof(float), &nbytes))
     PT_FAIL(PTYC_E_NOMEM, "%s: /dp (%d patterns of %dx%d) is too large for this machine", path,
@@ -147,7 +173,7 @@ static ptyc_status read_patterns(const char *path, hid_t file, ptyc_dataset *ds,
   ds->n_patterns = n;
   ds->m = m;
   /* HDF5 converts any integer or float type to float while reading. */
-  if (H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->patterns) < 0)
+  if (read_rows(dset, H5T_NATIVE_FLOAT, 3, dims, share->first, n, ds->patterns) < 0)
     PT_CHECK(pt_h5_fail_read(path, "dp"));
 
   PT_CHECK(read_layout(path, file, dset, &info->dp_zero_at_corner));
@@ -156,12 +182,12 @@ static ptyc_status read_patterns(const char *path, hid_t file, ptyc_dataset *ds,
     const float *p = ds->patterns + (size_t)j * plane;
     for (size_t i = 0; i < plane; i++) {
       if (!isfinite(p[i]))
-        PT_FAIL(PTYC_E_FORMAT, "%s: /dp holds NaN or Inf (pattern %d)", path, j);
+        PT_FAIL(PTYC_E_FORMAT, "%s: /dp holds NaN or Inf (pattern %d)", path, share->first + j);
       if (p[i] < 0.0f)
         PT_FAIL(PTYC_E_FORMAT,
                 "%s: /dp holds negative intensities (pattern %d, value %g): clip or offset "
                 "the data to counts >= 0",
-                path, j, (double)p[i]);
+                path, share->first + j, (double)p[i]);
     }
   }
 
@@ -218,7 +244,8 @@ static ptyc_status read_geometry(const char *path, hid_t file, ptyc_dataset *ds,
 
 /* ---- positions --------------------------------------------------------------------- */
 
-static ptyc_status read_positions_px(const char *path, hid_t file, ptyc_dataset *ds) {
+static ptyc_status read_positions_px(const char *path, hid_t file, ptyc_dataset *ds,
+                                     const pt_share *share) {
   ptyc_status st = PTYC_OK;
   hid_t dset = H5I_INVALID_HID;
   hsize_t dims[PT_H5_MAX_RANK];
@@ -230,9 +257,9 @@ static ptyc_status read_positions_px(const char *path, hid_t file, ptyc_dataset 
     pt_h5_format_shape(shape, sizeof shape, rank, dims);
     PT_FAIL(PTYC_E_FORMAT, "%s: /positions_px is %s; expected (N, 2) (y, x) pairs", path, shape);
   }
-  if (dims[0] != (hsize_t)ds->n_patterns)
+  if (dims[0] != (hsize_t)share->n_total)
     PT_FAIL(PTYC_E_FORMAT, "%s: %d patterns but %llu positions in /positions_px", path,
-            ds->n_patterns, (unsigned long long)dims[0]);
+            share->n_total, (unsigned long long)dims[0]);
   H5T_class_t cls = pt_h5_dataset_class(dset, dtype, sizeof dtype);
   if (cls != H5T_FLOAT && cls != H5T_INTEGER)
     PT_FAIL(PTYC_E_FORMAT, "%s: /positions_px has unsupported type %s; expected float64", path,
@@ -240,16 +267,19 @@ static ptyc_status read_positions_px(const char *path, hid_t file, ptyc_dataset 
   ds->positions_px = malloc((size_t)ds->n_patterns * 2 * sizeof(double));
   if (!ds->positions_px)
     PT_FAIL(PTYC_E_NOMEM, "%s: out of memory reading /positions_px", path);
-  if (H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->positions_px) < 0)
+  if (read_rows(dset, H5T_NATIVE_DOUBLE, 2, dims, share->first, share->count,
+                ds->positions_px) < 0)
     PT_CHECK(pt_h5_fail_read(path, "positions_px"));
 fail:
   pt_h5_close_dataset(&dset);
   return st;
 }
 
-/* Reads /probe_position_<axis>_m (N,) into every second element of `dst`. */
+/* Reads the share's part of /probe_position_<axis>_m (N,) into every second element of
+ * `dst`. */
 static ptyc_status read_positions_m_axis(const char *path, hid_t file, const char *name,
-                                         int n, double *dst) {
+                                         const pt_share *share, double *dst) {
+  int n = share->count;
   ptyc_status st = PTYC_OK;
   hid_t dset = H5I_INVALID_HID;
   hsize_t dims[PT_H5_MAX_RANK];
@@ -263,8 +293,8 @@ static ptyc_status read_positions_m_axis(const char *path, hid_t file, const cha
     PT_FAIL(PTYC_E_FORMAT, "%s: /%s is %s; expected (N,) probe-centre positions in metres",
             path, name, shape);
   }
-  if (dims[0] != (hsize_t)n)
-    PT_FAIL(PTYC_E_FORMAT, "%s: %d patterns but %llu positions in /%s", path, n,
+  if (dims[0] != (hsize_t)share->n_total)
+    PT_FAIL(PTYC_E_FORMAT, "%s: %d patterns but %llu positions in /%s", path, share->n_total,
             (unsigned long long)dims[0], name);
   H5T_class_t cls = pt_h5_dataset_class(dset, dtype, sizeof dtype);
   if (cls != H5T_FLOAT && cls != H5T_INTEGER)
@@ -273,7 +303,7 @@ static ptyc_status read_positions_m_axis(const char *path, hid_t file, const cha
   values = malloc((size_t)n * sizeof *values);
   if (!values)
     PT_FAIL(PTYC_E_NOMEM, "%s: out of memory reading /%s", path, name);
-  if (H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0)
+  if (read_rows(dset, H5T_NATIVE_DOUBLE, 1, dims, share->first, n, values) < 0)
     PT_CHECK(pt_h5_fail_read(path, name));
   for (int j = 0; j < n; j++)
     dst[2 * j] = values[j];
@@ -285,7 +315,8 @@ fail:
 
 /* Probe-centre positions in metres -> top-left corner in object pixels:
  * px = pos_m / object_pixel_size_m - M / 2. */
-static ptyc_status read_positions_m(const char *path, hid_t file, ptyc_dataset *ds) {
+static ptyc_status read_positions_m(const char *path, hid_t file, ptyc_dataset *ds,
+                                    const pt_share *share) {
   if (ds->object_pixel_size_m <= 0.0) {
     char missing[160] = "";
     size_t used = 0;
@@ -308,10 +339,8 @@ static ptyc_status read_positions_m(const char *path, hid_t file, ptyc_dataset *
   ds->positions_px = malloc(count * sizeof(double));
   if (!ds->positions_px)
     return ptyc_fail(PTYC_E_NOMEM, "%s: out of memory reading positions", path);
-  PT_TRY(read_positions_m_axis(path, file, "probe_position_y_m", ds->n_patterns,
-                               ds->positions_px));
-  PT_TRY(read_positions_m_axis(path, file, "probe_position_x_m", ds->n_patterns,
-                               ds->positions_px + 1));
+  PT_TRY(read_positions_m_axis(path, file, "probe_position_y_m", share, ds->positions_px));
+  PT_TRY(read_positions_m_axis(path, file, "probe_position_x_m", share, ds->positions_px + 1));
   double half = ds->m / 2.0;
   for (size_t i = 0; i < count; i++)
     ds->positions_px[i] = ds->positions_px[i] / ds->object_pixel_size_m - half;
@@ -320,16 +349,16 @@ static ptyc_status read_positions_m(const char *path, hid_t file, ptyc_dataset *
 }
 
 static ptyc_status read_positions(const char *path, hid_t file, ptyc_dataset *ds,
-                                  pt_native_info *info) {
+                                  pt_native_info *info, const pt_share *share) {
   int has_px = pt_h5_dataset_exists(file, "positions_px");
   int has_y = pt_h5_dataset_exists(file, "probe_position_y_m");
   int has_x = pt_h5_dataset_exists(file, "probe_position_x_m");
   const char *name = "/positions_px";
   if (has_px != 0) {
-    PT_TRY(read_positions_px(path, file, ds));
+    PT_TRY(read_positions_px(path, file, ds, share));
     snprintf(info->positions_source, sizeof info->positions_source, "/positions_px");
   } else if (has_y != 0 && has_x != 0) {
-    PT_TRY(read_positions_m(path, file, ds));
+    PT_TRY(read_positions_m(path, file, ds, share));
     snprintf(info->positions_source, sizeof info->positions_source,
              "/probe_position_y_m + /probe_position_x_m");
     name = "/probe_position_*_m";
@@ -340,12 +369,14 @@ static ptyc_status read_positions(const char *path, hid_t file, ptyc_dataset *ds
   } else {
     return ptyc_fail(PTYC_E_FORMAT,
                      "%s: no /positions_px and no /probe_position_y_m + /probe_position_x_m: "
-                     "the file must give the scan positions",
+                     "the file must give the scan positions (for ptychodus or PtychoShelves "
+                     "data, set data.positions_path to the file that holds them)",
                      path);
   }
   for (int j = 0; j < ds->n_patterns; j++)
     if (!isfinite(ds->positions_px[2 * j]) || !isfinite(ds->positions_px[2 * j + 1]))
-      return ptyc_fail(PTYC_E_FORMAT, "%s: %s holds NaN or Inf (position %d)", path, name, j);
+      return ptyc_fail(PTYC_E_FORMAT, "%s: %s holds NaN or Inf (position %d)", path, name,
+                       share->first + j);
   return PTYC_OK;
 }
 
@@ -465,6 +496,12 @@ fail:
 /* ---- public API -------------------------------------------------------------------- */
 
 ptyc_status pt_native_read(const char *path, ptyc_dataset **out, pt_native_info *info_out) {
+  pt_share all = {.part = 0, .parts = 1};
+  return pt_native_read_share(path, &all, out, info_out);
+}
+
+ptyc_status pt_native_read_share(const char *path, pt_share *share, ptyc_dataset **out,
+                                 pt_native_info *info_out) {
   ptyc_status st = PTYC_OK;
   hid_t file = H5I_INVALID_HID;
   ptyc_dataset *ds = NULL;
@@ -481,9 +518,9 @@ ptyc_status pt_native_read(const char *path, ptyc_dataset **out, pt_native_info 
     PT_FAIL(PTYC_E_NOMEM, "%s: out of memory", path);
   snprintf(ds->format, sizeof ds->format, "ptyc-native");
 
-  PT_CHECK(read_patterns(path, file, ds, &info));
+  PT_CHECK(read_patterns(path, file, ds, &info, share));
   PT_CHECK(read_geometry(path, file, ds, &info));
-  PT_CHECK(read_positions(path, file, ds, &info));
+  PT_CHECK(read_positions(path, file, ds, &info, share));
   PT_CHECK(read_probe(path, file, ds, &info));
   PT_CHECK(read_mask(path, file, ds, &info));
   info.has_truth = pt_h5_dataset_exists(file, "truth/object") == 1;
@@ -499,17 +536,7 @@ fail:
   return st;
 }
 
-ptyc_status ptyc_dataset_read(const char *path, const char *format, ptyc_dataset **out) {
-  if (!path || !out)
-    return ptyc_fail(PTYC_E_ARG, "ptyc_dataset_read: NULL argument");
-  *out = NULL;
-  /* "auto" knows one layout so far; the native reader itself explains a file that is
-   * not native (it lists what the file holds instead of /dp). */
-  if (format && format[0] && strcmp(format, "auto") != 0 && strcmp(format, "native") != 0)
-    return ptyc_fail(PTYC_E_ARG, "%s: unknown data format \"%s\": use \"auto\" or \"native\"",
-                     path, format);
-  return pt_native_read(path, out, NULL);
-}
+/* ptyc_dataset_read, which also knows the other formats, is in dataset_read.c. */
 
 void ptyc_dataset_free(ptyc_dataset *ds) {
   if (!ds)

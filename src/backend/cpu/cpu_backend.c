@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "backend/backend_impl.h"
+#include "backend/cpu/cpu_autodiff_ops.h"
 #include "backend/cpu/cpu_ops.h"
 #include "pt_try.h"
 
@@ -139,17 +140,23 @@ static ptyc_status cpu_fft_plan(void *ctx, int m, int count, void **plan) {
   return PTYC_OK;
 }
 
-static ptyc_status cpu_fft_exec(void *ctx, void *plan, ptyc_c32 *data, int inverse) {
+/* The first `count` images (a plan's transforms are all alike: any count works). */
+static ptyc_status cpu_fft_exec_count(void *ctx, void *plan, ptyc_c32 *data, int count,
+                                      int inverse) {
   pt_cpu_ctx *cpu = ctx;
   cpu_fft *p = plan;
   fftwf_plan fp = inverse ? p->inverse : p->forward;
   size_t image = (size_t)p->m * p->m;
-#pragma omp parallel for schedule(static) num_threads(cpu->threads) if (p->count > 1)
-  for (int i = 0; i < p->count; i++) {
+#pragma omp parallel for schedule(static) num_threads(cpu->threads) if (count > 1)
+  for (int i = 0; i < count; i++) {
     fftwf_complex *x = (fftwf_complex *)(data + (size_t)i * image);
     fftwf_execute_dft(fp, x, x);
   }
   return PTYC_OK;
+}
+
+static ptyc_status cpu_fft_exec(void *ctx, void *plan, ptyc_c32 *data, int inverse) {
+  return cpu_fft_exec_count(ctx, plan, data, ((cpu_fft *)plan)->count, inverse);
 }
 
 static void cpu_fft_free(void *ctx, void *plan) {
@@ -167,6 +174,7 @@ static const pt_backend_vtable cpu_vtable = {
     .sync = cpu_sync,
     .timer_start = cpu_timer_start,
     .timer_stop = cpu_timer_stop,
+    .native_stream = NULL, /* host memory, synchronous ops */
     .alloc = cpu_alloc,
     .free = cpu_free,
     .upload = cpu_memcpy,
@@ -179,6 +187,7 @@ static const pt_backend_vtable cpu_vtable = {
     .upload_wait = cpu_upload_wait,
     .fft_plan = cpu_fft_plan,
     .fft_exec = cpu_fft_exec,
+    .fft_exec_count = cpu_fft_exec_count,
     .fft_free = cpu_fft_free,
     .scale = pt_cpu_scale,
     .norm2 = pt_cpu_norm2,
@@ -193,6 +202,12 @@ static const pt_backend_vtable cpu_vtable = {
     .probe_gradient = pt_cpu_probe_gradient,
     .lsqml_steps = pt_cpu_lsqml_steps,
     .orthogonalize_modes = pt_cpu_orthogonalize_modes,
+    .loss_gradient = pt_cpu_loss_gradient,
+    .exit_waves_vjp = pt_cpu_exit_waves_vjp,
+    .shift_position_gradient = pt_cpu_shift_position_gradient,
+    .optimizer_step = pt_cpu_optimizer_step,
+    .position_step = pt_cpu_position_step,
+    .object_regularize = pt_cpu_object_regularize,
 };
 
 ptyc_status pt_cpu_backend_create(int threads, const pt_backend_vtable **vtable, void **ctx) {

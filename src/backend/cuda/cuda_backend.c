@@ -8,14 +8,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cuda/cuda_autodiff_ops.h"
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "pt_try.h"
 
 PT_STATIC_ASSERT(sizeof(cufftComplex) == sizeof(ptyc_c32), "ptyc_c32 must match cufftComplex");
 
+/* A plan of `count` transforms, and for ptyc_fft_exec_count the sub-plans of 1, 2, 4, ...
+ * transforms (every power of two below `count`): any smaller count runs as at most
+ * log2(count) + 1 chunks, with nothing planned in the loop. All plans share one work
+ * area (cufftSetAutoAllocation off), the size of the largest one's, so the sub-plans
+ * add no work memory. */
+#define CUDA_FFT_MAX_CHUNKS 31
+
 typedef struct cuda_fft {
-  cufftHandle handle;
+  cufftHandle handle;                      /* all `count` transforms */
+  int have_handle;                         /* `handle` was made (free must destroy it) */
+  int m, count;
+  int n_chunks;                            /* chunk[i] does 2^i transforms */
+  cufftHandle chunk[CUDA_FFT_MAX_CHUNKS];
+  void *work;                              /* device work area shared by all plans */
 } cuda_fft;
 
 /* ---- errors ---------------------------------------------------------------------------- */
@@ -305,32 +318,73 @@ static ptyc_status cuda_copy(void *vctx, void *dst, const void *src, size_t nbyt
 
 /* ---- FFT ----------------------------------------------------------------------------------- */
 
-/* `count` contiguous M x M C2C transforms, on the backend's stream. cuFFT allocates its
- * work area here, once. The 64-bit interface takes batches beyond 2^31 values. */
+/* Makes one plan of `count` contiguous M x M C2C transforms without a work area of its
+ * own; *work_nbytes receives the work area it needs. The 64-bit interface takes
+ * batches beyond 2^31 values. */
+static cufftResult make_plan(int m, int count, cudaStream_t stream, cufftHandle *handle,
+                             size_t *work_nbytes) {
+  cufftResult err = cufftCreate(handle);
+  if (err != CUFFT_SUCCESS) return err;
+  long long dims[2] = {m, m};
+  err = cufftSetAutoAllocation(*handle, 0);
+  if (err == CUFFT_SUCCESS)
+    err = cufftMakePlanMany64(*handle, 2, dims, NULL, 1, 0, NULL, 1, 0, CUFFT_C2C, count,
+                              work_nbytes);
+  if (err == CUFFT_SUCCESS) err = cufftSetStream(*handle, stream);
+  if (err != CUFFT_SUCCESS) cufftDestroy(*handle);
+  return err;
+}
+
+static void cuda_fft_free(void *vctx, void *plan);
+
+/* `count` contiguous M x M C2C transforms on the backend's stream, and the sub-plans of
+ * ptyc_fft_exec_count; the shared work area is allocated here, once. */
 static ptyc_status cuda_fft_plan(void *vctx, int m, int count, void **plan) {
   pt_cuda_ctx *ctx = vctx;
   PT_CUDA(cudaSetDevice(ctx->device));
   cuda_fft *p = calloc(1, sizeof *p);
   if (p == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory planning an FFT");
-  cufftResult err = cufftCreate(&p->handle);
-  if (err != CUFFT_SUCCESS) {
-    free(p);
-    return pt_cufft_error(err, "cufftCreate(&p->handle)", __FILE__, __LINE__);
+  p->m = m;
+  p->count = count;
+  size_t work = 0, need = 0;
+  int failed_count = count;
+  cufftResult err = make_plan(m, count, ctx->stream, &p->handle, &work);
+  p->have_handle = err == CUFFT_SUCCESS;
+  for (int i = 0; err == CUFFT_SUCCESS && i < CUDA_FFT_MAX_CHUNKS && (1 << i) < count; i++) {
+    failed_count = 1 << i;
+    err = make_plan(m, 1 << i, ctx->stream, &p->chunk[i], &need);
+    if (err == CUFFT_SUCCESS) {
+      p->n_chunks = i + 1;
+      if (need > work) work = need;
+    }
   }
-  long long dims[2] = {m, m};
-  size_t work_nbytes = 0;
-  err = cufftMakePlanMany64(p->handle, 2, dims, NULL, 1, 0, NULL, 1, 0, CUFFT_C2C, count,
-                            &work_nbytes);
-  if (err == CUFFT_SUCCESS) err = cufftSetStream(p->handle, ctx->stream);
   if (err != CUFFT_SUCCESS) {
-    cufftDestroy(p->handle);
-    free(p);
+    cuda_fft_free(vctx, p);
     (void)cudaGetLastError();
     return ptyc_fail(PTYC_E_DEVICE,
                      "cuFFT could not plan %d transforms of %d x %d: error %d, %s, at %s:%d "
                      "(device %d)",
-                     count, m, m, (int)err, cufft_result_text(err), short_path(__FILE__),
-                     __LINE__, ctx->device);
+                     failed_count, m, m, (int)err, cufft_result_text(err),
+                     short_path(__FILE__), __LINE__, ctx->device);
+  }
+  if (work > 0) {
+    cudaError_t cerr = cudaMalloc(&p->work, work);
+    if (cerr != cudaSuccess) {
+      p->work = NULL;
+      cuda_fft_free(vctx, p);
+      (void)cudaGetLastError();
+      return ptyc_fail(PTYC_E_NOMEM, "out of GPU memory on device %d for the %.1f MiB work "
+                                     "area of %d FFTs of %d x %d: lower "
+                                     "reconstructor.batch_size",
+                       ctx->device, work / 1048576.0, count, m, m);
+    }
+  }
+  err = cufftSetWorkArea(p->handle, p->work);
+  for (int i = 0; err == CUFFT_SUCCESS && i < p->n_chunks; i++)
+    err = cufftSetWorkArea(p->chunk[i], p->work);
+  if (err != CUFFT_SUCCESS) {
+    cuda_fft_free(vctx, p);
+    return pt_cufft_error(err, "cufftSetWorkArea(plan, work)", __FILE__, __LINE__);
   }
   *plan = p;
   return PTYC_OK;
@@ -346,13 +400,41 @@ static ptyc_status cuda_fft_exec(void *vctx, void *plan, ptyc_c32 *data, int inv
   return PTYC_OK;
 }
 
+/* The first `count` < p->count images as power-of-two chunks, largest first: 13 = 8 + 4 + 1. */
+static ptyc_status cuda_fft_exec_count(void *vctx, void *plan, ptyc_c32 *data, int count,
+                                       int inverse) {
+  pt_cuda_ctx *ctx = vctx;
+  cuda_fft *p = plan;
+  PT_CUDA(cudaSetDevice(ctx->device));
+  size_t image = (size_t)p->m * p->m, done = 0;
+  for (int i = p->n_chunks - 1; i >= 0; i--) {
+    if ((count & (1 << i)) == 0) continue;
+    cufftComplex *x = (cufftComplex *)(data + done * image);
+    PT_CUFFT(cufftExecC2C(p->chunk[i], x, x, inverse ? CUFFT_INVERSE : CUFFT_FORWARD));
+    done += (size_t)1 << i;
+  }
+  if (ctx->sync_debug) PT_CUDA(cudaStreamSynchronize(ctx->stream));
+  return PTYC_OK;
+}
+
 static void cuda_fft_free(void *vctx, void *plan) {
   pt_cuda_ctx *ctx = vctx;
   cuda_fft *p = plan;
   if (p == NULL) return;
-  if (cudaSetDevice(ctx->device) == cudaSuccess) cufftDestroy(p->handle);
+  if (cudaSetDevice(ctx->device) == cudaSuccess) {
+    if (p->have_handle) cufftDestroy(p->handle);
+    for (int i = 0; i < p->n_chunks; i++) cufftDestroy(p->chunk[i]);
+    if (p->work) cudaFree(p->work);
+  }
   (void)cudaGetLastError();
   free(p);
+}
+
+/* The stream NCCL queues its collectives on, so they run in order with our ops. */
+static void *cuda_native_stream(void *vctx, int *device) {
+  pt_cuda_ctx *ctx = vctx;
+  if (device) *device = ctx->device;
+  return ctx->stream;
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */
@@ -406,6 +488,7 @@ static const pt_backend_vtable cuda_vtable = {
     .sync = cuda_sync,
     .timer_start = cuda_timer_start,
     .timer_stop = cuda_timer_stop,
+    .native_stream = cuda_native_stream,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .upload = cuda_upload,
@@ -418,6 +501,7 @@ static const pt_backend_vtable cuda_vtable = {
     .upload_wait = cuda_upload_wait,
     .fft_plan = cuda_fft_plan,
     .fft_exec = cuda_fft_exec,
+    .fft_exec_count = cuda_fft_exec_count,
     .fft_free = cuda_fft_free,
     .scale = pt_cuda_scale,
     .norm2 = pt_cuda_norm2,
@@ -432,6 +516,12 @@ static const pt_backend_vtable cuda_vtable = {
     .probe_gradient = pt_cuda_probe_gradient,
     .lsqml_steps = pt_cuda_lsqml_steps,
     .orthogonalize_modes = pt_cuda_orthogonalize_modes,
+    .loss_gradient = pt_cuda_loss_gradient,
+    .exit_waves_vjp = pt_cuda_exit_waves_vjp,
+    .shift_position_gradient = pt_cuda_shift_position_gradient,
+    .optimizer_step = pt_cuda_optimizer_step,
+    .position_step = pt_cuda_position_step,
+    .object_regularize = pt_cuda_object_regularize,
 };
 
 ptyc_status pt_cuda_backend_create(int device_index, const pt_backend_vtable **vtable,

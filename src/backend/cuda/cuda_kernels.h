@@ -144,6 +144,50 @@ cudaError_t pt_cuda_launch_lsqml_steps(pt_cuda_batch batch, const ptyc_c32 *obje
 cudaError_t pt_cuda_launch_orthogonalize_modes(ptyc_c32 *probe, int k, int m, void *scratch,
                                                cudaStream_t stream);
 
+/* ---- autodiff (kernels_autodiff.cu) ------------------------------------------------- */
+
+struct pt_optim_coeffs; /* src/backend/autodiff_math.h */
+
+/* loss: a ptyc_loss. scratch: batch.n * pt_cuda_blocks_per_position(M) doubles. */
+cudaError_t pt_cuda_launch_loss_gradient(pt_cuda_batch batch, int loss, const float *patterns,
+                                         const float *mask, ptyc_c32 *waves, double *cost,
+                                         double *scratch, cudaStream_t stream);
+/* Any output may be NULL; grad_probes may equal probes. */
+cudaError_t pt_cuda_launch_exit_waves_vjp(pt_cuda_batch batch, const ptyc_c32 *object,
+                                          const ptyc_c32 *probes, const ptyc_c32 *grad_psi,
+                                          ptyc_c32 *grad_object, float *illumination,
+                                          ptyc_c32 *grad_probes, float *object_intensity,
+                                          cudaStream_t stream);
+/* Scratch per batch entry of shift_position_gradient: its ramps (2 M complex values)
+ * and the four partial sums of each of its blocks. */
+static inline size_t pt_cuda_shift_gradient_scratch_per_position(int m) {
+  return 2 * (size_t)m * sizeof(ptyc_c32) +
+         (size_t)pt_cuda_blocks_per_position(m) * 4 * sizeof(double);
+}
+cudaError_t pt_cuda_launch_shift_position_gradient(pt_cuda_batch batch,
+                                                   const ptyc_c32 *spectrum, float scale,
+                                                   const ptyc_c32 *grad_spectra, double *out,
+                                                   void *scratch, cudaStream_t stream);
+/* state: c32 m[count] then float v[count]. scratch: one unsigned (max(den) bits). */
+cudaError_t pt_cuda_launch_optimizer_step(const struct pt_optim_coeffs *coeffs,
+                                          float grad_scale, float den_mix, ptyc_c32 *param,
+                                          const ptyc_c32 *grad, size_t count, const float *den,
+                                          size_t den_count, void *state, unsigned *scratch,
+                                          cudaStream_t stream);
+/* positions: the scan's (written); limit_y, limit_x: the largest allowed corner.
+ * scratch: one unsigned. */
+cudaError_t pt_cuda_launch_position_step(pt_cuda_batch batch, double *positions,
+                                         double limit_y, double limit_x,
+                                         const struct pt_optim_coeffs *coeffs,
+                                         double grad_scale, const double *grad,
+                                         const float *den, size_t den_count, double *state,
+                                         unsigned *scratch, cudaStream_t stream);
+/* scratch: PT_CUDA_REDUCE_BLOCKS doubles. */
+cudaError_t pt_cuda_launch_object_regularize(const ptyc_c32 *object, int h, int w,
+                                             double l1_weight, double tv_weight,
+                                             ptyc_c32 *grad, double *cost, double *scratch,
+                                             cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif
