@@ -129,6 +129,24 @@ int pt_h5_write_dataset(hid_t loc, const char *name, hid_t file_type, hid_t mem_
 /* "<path>.tmp.<pid>": the name atomic writers write to before renaming. */
 ptyc_status pt_tmp_path(const char *path, char *buf, size_t size);
 
+/* Fails with "<path>: cannot write <what> (<HDF5 detail>): check free disk space and
+ * permissions". */
+ptyc_status pt_h5_fail_write(const char *path, const char *what);
+
+/* An HDF5 file written atomically: created as "<path>.tmp.<pid>" and renamed over `path`
+ * by pt_h5_atomic_commit only when complete, so no reader ever sees it half-written.
+ *   pt_h5_atomic w;
+ *   PT_TRY(pt_h5_atomic_create(path, &w));   ... write into w.file ...
+ *   st = pt_h5_atomic_commit(&w);  (on any earlier failure: pt_h5_atomic_abort(&w)) */
+typedef struct pt_h5_atomic {
+  hid_t file;
+  const char *path;
+  char tmp[4096 + 64];
+} pt_h5_atomic;
+ptyc_status pt_h5_atomic_create(const char *path, pt_h5_atomic *w);
+ptyc_status pt_h5_atomic_commit(pt_h5_atomic *w); /* closes, renames; aborts on failure */
+void pt_h5_atomic_abort(pt_h5_atomic *w);         /* closes and removes the temporary file */
+
 /* Moves the zero frequency of an M x M plane between the two layouts, in place
  * (`tmp` holds M*M elements).
  *   to_corner (ifftshift): out[(i - M/2) mod M] = in[i] on each axis, so the element at

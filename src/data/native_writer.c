@@ -6,7 +6,6 @@
  * {r, i} of float32, which h5py reads as complex64. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +13,6 @@
 #include "data/h5util.h"
 #include "pt_try.h"
 #include "ptyc/dataset.h"
-
-/* Fails with "<path>: cannot write <what> (<HDF5 detail>)". */
-static ptyc_status fail_write(const char *path, const char *what) {
-  char detail[256];
-  pt_h5_error_detail(detail, sizeof detail);
-  return ptyc_fail(PTYC_E_IO, "%s: cannot write %s%s%s%s: check free disk space and permissions",
-                   path, what, detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
-}
 
 /* /dp: float32 (N, M, M), one chunk per pattern, each pattern moved to the centre
  * layout through one M x M buffer (no full copy of the data). */
@@ -41,13 +32,13 @@ static ptyc_status write_patterns(const char *path, hid_t file, const ptyc_datas
   mem_space = H5Screate_simple(3, one, NULL);
   dcpl = H5Pcreate(H5P_DATASET_CREATE);
   if (space < 0 || mem_space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 3, one) < 0)
-    PT_CHECK(fail_write(path, "/dp"));
+    PT_CHECK(pt_h5_fail_write(path, "/dp"));
   if (H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 &&
       (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, 1) < 0))
-    PT_CHECK(fail_write(path, "/dp"));
+    PT_CHECK(pt_h5_fail_write(path, "/dp"));
   dset = H5Dcreate2(file, "dp", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   if (dset < 0)
-    PT_CHECK(fail_write(path, "/dp"));
+    PT_CHECK(pt_h5_fail_write(path, "/dp"));
 
   for (int j = 0; j < data->n_patterns; j++) {
     memcpy(centred, data->patterns + (size_t)j * plane, plane * sizeof *centred);
@@ -55,11 +46,11 @@ static ptyc_status write_patterns(const char *path, hid_t file, const ptyc_datas
     hsize_t start[3] = {(hsize_t)j, 0, 0};
     if (H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, one, NULL) < 0 ||
         H5Dwrite(dset, H5T_NATIVE_FLOAT, mem_space, space, H5P_DEFAULT, centred) < 0)
-      PT_CHECK(fail_write(path, "/dp"));
+      PT_CHECK(pt_h5_fail_write(path, "/dp"));
   }
   if (H5Dclose(dset) < 0) {
     dset = H5I_INVALID_HID;
-    PT_CHECK(fail_write(path, "/dp"));
+    PT_CHECK(pt_h5_fail_write(path, "/dp"));
   }
   dset = H5I_INVALID_HID;
 fail:
@@ -86,7 +77,7 @@ static ptyc_status write_c32(const char *path, hid_t loc, const char *name, int 
   if (rc < 0) {
     char what[64];
     snprintf(what, sizeof what, "/%s", name);
-    return fail_write(path, what);
+    return pt_h5_fail_write(path, what);
   }
   return PTYC_OK;
 }
@@ -104,7 +95,7 @@ static ptyc_status write_mask(const char *path, hid_t file, const ptyc_dataset *
     pt_shift_plane_u8(centred, tmp, data->m, 0);
     hsize_t dims[2] = {(hsize_t)data->m, (hsize_t)data->m};
     if (pt_h5_write_dataset(file, "mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, dims, centred, 0) < 0)
-      st = fail_write(path, "/mask");
+      st = pt_h5_fail_write(path, "/mask");
   }
   free(tmp);
   free(centred);
@@ -115,7 +106,7 @@ static ptyc_status write_truth(const char *path, hid_t file, const ptyc_truth *t
   ptyc_status st = PTYC_OK;
   hid_t group = H5Gcreate2(file, "truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (group < 0)
-    return fail_write(path, "/truth");
+    return pt_h5_fail_write(path, "/truth");
   if (truth->object) {
     hsize_t dims[2] = {(hsize_t)truth->obj_h, (hsize_t)truth->obj_w};
     PT_CHECK(write_c32(path, group, "object", 2, dims, truth->object));
@@ -136,7 +127,7 @@ static ptyc_status write_attributes(const char *path, hid_t file,
   if (pt_h5_write_attr_string(file, "format", "ptyc-native") < 0 ||
       pt_h5_write_attr_int(file, "format_version", 1) < 0 ||
       pt_h5_write_attr_string(file, "dp_zero_frequency", "centre") < 0)
-    return fail_write(path, "the format attributes");
+    return pt_h5_fail_write(path, "the format attributes");
   const struct {
     const char *name;
     double value;
@@ -149,7 +140,7 @@ static ptyc_status write_attributes(const char *path, hid_t file,
   for (size_t i = 0; i < sizeof geometry / sizeof geometry[0]; i++)
     if (geometry[i].value != 0.0 &&
         pt_h5_write_attr_double(file, geometry[i].name, geometry[i].value) < 0)
-      return fail_write(path, geometry[i].name);
+      return pt_h5_fail_write(path, geometry[i].name);
   for (int i = 0; i < args->n_attrs; i++) {
     const char *name = args->attrs[i].name;
     if (!name || !name[0])
@@ -158,7 +149,7 @@ static ptyc_status write_attributes(const char *path, hid_t file,
       return ptyc_fail(PTYC_E_ARG, "%s: attribute %s given twice (or clashes with a format "
                                    "attribute)", path, name);
     if (pt_h5_write_attr_double(file, name, args->attrs[i].value) < 0)
-      return fail_write(path, name);
+      return pt_h5_fail_write(path, name);
   }
   return PTYC_OK;
 }
@@ -185,26 +176,19 @@ static ptyc_status check_args(const char *path, const ptyc_dataset_write_args *a
 
 ptyc_status ptyc_dataset_write(const char *path, const ptyc_dataset_write_args *args) {
   ptyc_status st = PTYC_OK;
-  hid_t file = H5I_INVALID_HID, fapl = H5I_INVALID_HID;
-  char tmp[4096 + 64];
+  pt_h5_atomic out = {.file = H5I_INVALID_HID};
 
   PT_TRY(check_args(path, args));
-  PT_TRY(pt_tmp_path(path, tmp, sizeof tmp));
   const ptyc_dataset *data = args->data;
-  pt_h5_quiet();
 
-  fapl = H5Pcreate(H5P_FILE_ACCESS);
-  if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0)
-    PT_CHECK(fail_write(path, "the file"));
-  file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-  if (file < 0)
-    PT_CHECK(fail_write(tmp, "the file"));
+  PT_CHECK(pt_h5_atomic_create(path, &out));
+  hid_t file = out.file;
 
   PT_CHECK(write_patterns(path, file, data));
   hsize_t pos_dims[2] = {(hsize_t)data->n_patterns, 2};
   if (pt_h5_write_dataset(file, "positions_px", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, pos_dims,
                           data->positions_px, 0) < 0)
-    PT_CHECK(fail_write(path, "/positions_px"));
+    PT_CHECK(pt_h5_fail_write(path, "/positions_px"));
   if (data->probe) {
     hsize_t dims[3] = {(hsize_t)data->probe_modes, (hsize_t)data->m, (hsize_t)data->m};
     PT_CHECK(write_c32(path, file, "probe", 3, dims, data->probe));
@@ -215,18 +199,8 @@ ptyc_status ptyc_dataset_write(const char *path, const ptyc_dataset_write_args *
     PT_CHECK(write_truth(path, file, args->truth));
   PT_CHECK(write_attributes(path, file, args));
 
-  herr_t closed = H5Fclose(file);
-  file = H5I_INVALID_HID;
-  if (closed < 0)
-    PT_CHECK(fail_write(path, "the file (closing it failed)"));
-  if (rename(tmp, path) != 0)
-    PT_FAIL(PTYC_E_IO, "%s: cannot rename %s to it (%s)", path, tmp, strerror(errno));
-  H5Pclose(fapl);
-  return PTYC_OK;
+  return pt_h5_atomic_commit(&out);
 fail:
-  pt_h5_close_file(&file);
-  if (fapl >= 0)
-    H5Pclose(fapl);
-  remove(tmp);
+  pt_h5_atomic_abort(&out);
   return st;
 }

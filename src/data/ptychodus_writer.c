@@ -13,7 +13,6 @@
  * Written atomically: "<path>.tmp.<pid>", renamed over `path` when complete. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,14 +21,6 @@
 #include "data/h5util.h"
 #include "pt_try.h"
 #include "ptyc/recon_io.h"
-
-/* Fails with "<path>: cannot write <what> (<HDF5 detail>)". */
-static ptyc_status fail_write(const char *path, const char *what) {
-  char detail[256];
-  pt_h5_error_detail(detail, sizeof detail);
-  return ptyc_fail(PTYC_E_IO, "%s: cannot write %s%s%s%s: check free disk space and permissions",
-                   path, what, detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
-}
 
 static ptyc_status check_recon(const char *path, const ptyc_recon *r) {
   if (!path || !r)
@@ -73,7 +64,7 @@ static ptyc_status write_image(const char *path, hid_t file, const char *name, i
     if (dset >= 0 && H5Dclose(dset) < 0)
       rc = -1;
   }
-  return rc < 0 ? fail_write(path, name) : PTYC_OK;
+  return rc < 0 ? pt_h5_fail_write(path, name) : PTYC_OK;
 }
 
 /* A 1-D dataset of `n` values (n may be 0: an empty array). */
@@ -81,7 +72,7 @@ static ptyc_status write_vector(const char *path, hid_t file, const char *name, 
                                 hid_t mem_type, hsize_t n, const void *values) {
   hsize_t dims[1] = {n};
   if (pt_h5_write_dataset(file, name, file_type, mem_type, 1, dims, values, 0) < 0)
-    return fail_write(path, name);
+    return pt_h5_fail_write(path, name);
   return PTYC_OK;
 }
 
@@ -145,25 +136,18 @@ static ptyc_status write_metadata(const char *path, hid_t file, const ptyc_recon
       pt_h5_write_attr_double(file, "exposure_time_s", 0.0) < 0 ||
       pt_h5_write_attr_double(file, "mass_attenuation_m2_kg", 0.0) < 0 ||
       pt_h5_write_attr_double(file, "tomography_angle_deg", 0.0) < 0)
-    return fail_write(path, "the metadata attributes");
+    return pt_h5_fail_write(path, "the metadata attributes");
   return PTYC_OK;
 }
 
 ptyc_status ptyc_ptychodus_write(const char *path, const ptyc_recon *recon, const char *name) {
   ptyc_status st = PTYC_OK;
-  hid_t file = H5I_INVALID_HID, fapl = H5I_INVALID_HID;
-  char tmp[4096 + 64];
+  pt_h5_atomic out = {.file = H5I_INVALID_HID};
 
   PT_TRY(check_recon(path, recon));
-  PT_TRY(pt_tmp_path(path, tmp, sizeof tmp));
-  pt_h5_quiet();
 
-  fapl = H5Pcreate(H5P_FILE_ACCESS);
-  if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0)
-    PT_CHECK(fail_write(path, "the file"));
-  file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-  if (file < 0)
-    PT_CHECK(fail_write(tmp, "the file"));
+  PT_CHECK(pt_h5_atomic_create(path, &out));
+  hid_t file = out.file;
 
   PT_CHECK(write_metadata(path, file, recon, name));
   PT_CHECK(write_vectors(path, file, recon));
@@ -174,18 +158,8 @@ ptyc_status ptyc_ptychodus_write(const char *path, const ptyc_recon *recon, cons
   PT_CHECK(write_image(path, file, "object", 2, obj_dims, recon->object,
                        recon->object_pixel_size_m, 1));
 
-  herr_t closed = H5Fclose(file);
-  file = H5I_INVALID_HID;
-  if (closed < 0)
-    PT_CHECK(fail_write(path, "the file (closing it failed)"));
-  if (rename(tmp, path) != 0)
-    PT_FAIL(PTYC_E_IO, "%s: cannot rename %s to it (%s)", path, tmp, strerror(errno));
-  H5Pclose(fapl);
-  return PTYC_OK;
+  return pt_h5_atomic_commit(&out);
 fail:
-  pt_h5_close_file(&file);
-  if (fapl >= 0)
-    H5Pclose(fapl);
-  remove(tmp);
+  pt_h5_atomic_abort(&out);
   return st;
 }

@@ -9,7 +9,6 @@
  * snapshot being rewritten is never seen half-written. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,14 +18,6 @@
 #include "data/h5util.h"
 #include "pt_try.h"
 #include "ptyc/recon_io.h"
-
-/* Fails with "<path>: cannot write <what> (<HDF5 detail>)". */
-static ptyc_status fail_write(const char *path, const char *what) {
-  char detail[256];
-  pt_h5_error_detail(detail, sizeof detail);
-  return ptyc_fail(PTYC_E_IO, "%s: cannot write %s%s%s%s: check free disk space and permissions",
-                   path, what, detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
-}
 
 static ptyc_status check_recon(const char *path, const ptyc_recon *r) {
   if (!path || !r)
@@ -54,32 +45,25 @@ static ptyc_status write_c32(const char *path, hid_t file, const char *name, int
     rc = pt_h5_write_dataset(file, name, file_type, mem_type, rank, dims, values, 0);
   pt_h5_close_type(&file_type);
   pt_h5_close_type(&mem_type);
-  return rc < 0 ? fail_write(path, name) : PTYC_OK;
+  return rc < 0 ? pt_h5_fail_write(path, name) : PTYC_OK;
 }
 
 static ptyc_status write_doubles(const char *path, hid_t file, const char *name, int rank,
                                  const hsize_t *dims, const double *values) {
   if (pt_h5_write_dataset(file, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, values, 0) < 0)
-    return fail_write(path, name);
+    return pt_h5_fail_write(path, name);
   return PTYC_OK;
 }
 
 ptyc_status ptyc_recon_write(const char *path, const ptyc_recon *recon) {
   ptyc_status st = PTYC_OK;
-  hid_t file = H5I_INVALID_HID, fapl = H5I_INVALID_HID;
+  pt_h5_atomic out = {.file = H5I_INVALID_HID};
   double *zero_times = NULL;
-  char tmp[4096 + 64];
 
   PT_TRY(check_recon(path, recon));
-  PT_TRY(pt_tmp_path(path, tmp, sizeof tmp));
-  pt_h5_quiet();
 
-  fapl = H5Pcreate(H5P_FILE_ACCESS);
-  if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0)
-    PT_CHECK(fail_write(path, "the file"));
-  file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-  if (file < 0)
-    PT_CHECK(fail_write(tmp, "the file"));
+  PT_CHECK(pt_h5_atomic_create(path, &out));
+  hid_t file = out.file;
 
   hsize_t obj_dims[2] = {(hsize_t)recon->obj_h, (hsize_t)recon->obj_w};
   PT_CHECK(write_c32(path, file, "object", 2, obj_dims, recon->object));
@@ -108,22 +92,13 @@ ptyc_status ptyc_recon_write(const char *path, const ptyc_recon *recon) {
       pt_h5_write_attr_string(file, "ptyc_version", PTYC_VERSION_STRING) < 0 ||
       pt_h5_write_attr_string(file, "config", recon->config_text ? recon->config_text : "") < 0 ||
       pt_h5_write_attr_double(file, "object_pixel_size_m", recon->object_pixel_size_m) < 0)
-    PT_CHECK(fail_write(path, "the attributes"));
+    PT_CHECK(pt_h5_fail_write(path, "the attributes"));
 
-  herr_t closed = H5Fclose(file);
-  file = H5I_INVALID_HID;
-  if (closed < 0)
-    PT_CHECK(fail_write(path, "the file (closing it failed)"));
-  if (rename(tmp, path) != 0)
-    PT_FAIL(PTYC_E_IO, "%s: cannot rename %s to it (%s)", path, tmp, strerror(errno));
-  H5Pclose(fapl);
+  st = pt_h5_atomic_commit(&out);
   free(zero_times);
-  return PTYC_OK;
+  return st;
 fail:
-  pt_h5_close_file(&file);
-  if (fapl >= 0)
-    H5Pclose(fapl);
-  remove(tmp);
+  pt_h5_atomic_abort(&out);
   free(zero_times);
   return st;
 }
