@@ -7,6 +7,10 @@
 
 typedef struct pt_engine_vtable {
   const char *name;
+  /* 1 if init/step handle a model that holds only this rank's share of the patterns
+   * and sum their updates over model->comm (include/ptyc/comm.h): the engine runs on
+   * several ranks. 0: one rank only (the driver refuses more). */
+  int data_parallel;
   /* Device bytes init will allocate (so callers can check before allocating). */
   size_t (*plan_bytes)(const ptyc_model *model, int batch_size);
   ptyc_status (*init)(ptyc_model *model, const ptyc_options *opts, void **state);

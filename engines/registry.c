@@ -41,10 +41,20 @@ ptyc_status ptyc_engine_plan_bytes(const char *name, const ptyc_model *model, in
   return PTYC_OK;
 }
 
+int ptyc_engine_data_parallel(const char *name) {
+  const pt_engine_vtable *vt = find(name);
+  return vt != NULL && vt->data_parallel;
+}
+
 ptyc_status ptyc_engine_create(ptyc_model *model, const ptyc_options *opts, ptyc_engine **out) {
   *out = NULL;
   const pt_engine_vtable *vt = find(opts->reconstructor.engine);
   if (vt == NULL) return unknown(opts->reconstructor.engine);
+  if (!vt->data_parallel && model->n_patterns_held > 0 &&
+      model->n_patterns_held < model->n_positions)
+    return ptyc_fail(PTYC_E_CONFIG, "engine %s runs on one rank only, but this model holds a "
+                                    "share of the patterns (%d of %d)",
+                     vt->name, model->n_patterns_held, model->n_positions);
   ptyc_engine *e = calloc(1, sizeof *e);
   if (e == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory creating an engine");
   e->vt = vt;

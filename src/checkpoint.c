@@ -18,6 +18,7 @@ ptyc_status ptyc_checkpoint_job_text(const ptyc_options *opts, char **text) {
   job.reconstructor.iterations = defaults.reconstructor.iterations;
   job.reconstructor.device = defaults.reconstructor.device;
   job.reconstructor.threads = defaults.reconstructor.threads;
+  job.reconstructor.gpus = defaults.reconstructor.gpus;
   job.reconstructor.memory_fraction = defaults.reconstructor.memory_fraction;
   job.output = defaults.output;
   memcpy(job.data.path, defaults.data.path, sizeof job.data.path);
@@ -82,9 +83,10 @@ static uint64_t hash_final(hasher *h) {
 uint64_t ptyc_dataset_hash(const ptyc_dataset *ds) {
   hasher h = {.lane = {HASH_P1 + HASH_P2, HASH_P2, 0, (uint64_t)0 - HASH_P1}};
   size_t n = (size_t)ds->n_patterns, mm = (size_t)ds->m * (size_t)ds->m;
+  size_t held = (size_t)ptyc_dataset_patterns_held(ds); /* a rank's share: its patterns */
   hash_int(&h, ds->n_patterns);
   hash_int(&h, ds->m);
-  hash_bytes(&h, ds->patterns, sizeof(float) * n * mm);
+  hash_bytes(&h, ds->patterns, sizeof(float) * held * mm);
   hash_bytes(&h, ds->positions_px, sizeof(double) * 2 * n);
   hash_int(&h, ds->mask != NULL);
   if (ds->mask) hash_bytes(&h, ds->mask, mm);

@@ -195,6 +195,9 @@ static const key_spec keys[] = {
     {.name = "reconstructor.threads", .kind = KEY_INT, FIELD(reconstructor.threads),
      .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "threads",
      .doc = "CPU threads; 0 = all cores (OMP_NUM_THREADS wins)"},
+    {.name = "reconstructor.gpus", .kind = KEY_INT, FIELD(reconstructor.gpus),
+     .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "GPUs",
+     .doc = "GPUs a run without an MPI launcher uses, one rank each; 0 = all visible"},
 
     {.name = "object.optimizable", .kind = KEY_BOOL, FIELD(object.optimizable),
      .default_number = 1, .unit = "", .doc = "update the object; false keeps it fixed"},
@@ -313,7 +316,7 @@ static const key_spec keys[] = {
      .doc = "refine the scan positions (sub-pixel, through the Fourier shift)"},
     {.name = "autodiff.positions_optimizer", .kind = KEY_ENUM,
      FIELD(autodiff.positions.optimizer), .words = param_optimizer_words,
-     .default_text = "adam", .unit = "",
+     .default_text = "default", .unit = "",
      .doc = "the positions' optimizer; \"default\" = autodiff.optimizer"},
     {.name = "autodiff.positions_step", .kind = KEY_FLOAT, FIELD(autodiff.positions.step),
      .lo_bound = BOUND_INCL, .lo = 0, .default_number = 0, .unit = "",

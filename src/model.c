@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ptyc/comm.h"
 #include "ptyc/model.h"
 #include "pt_try.h"
 
@@ -34,6 +35,55 @@ static void fftshift_image(ptyc_c32 *img, int m) {
     for (int x = 0; x < m; x++) tmp[((y + m / 2) % m) * m + (x + m / 2) % m] = img[y * m + x];
   memcpy(img, tmp, sizeof *tmp * (size_t)m * m);
   free(tmp);
+}
+
+/* The measured patterns as the initial probe sees them: all N, although on several
+ * ranks this one holds only its share (ptyc_dataset_read_share) and the others' come
+ * through the comm. The helpers are collective: every rank calls them in the same
+ * order, and everything they return is the same on every rank. */
+typedef struct pattern_view {
+  const ptyc_dataset *ds; /* positions, mask, geometry; patterns of [first, first + held) */
+  ptyc_comm *comm;
+  int first, held;
+  double *sum;            /* [M][M] sum of all N patterns */
+} pattern_view;
+
+static void view_free(pattern_view *v) {
+  free(v->sum);
+  v->sum = NULL;
+}
+
+static ptyc_status view_init(pattern_view *v, const ptyc_dataset *ds, ptyc_comm *comm) {
+  size_t image = (size_t)ds->m * ds->m;
+  v->ds = ds;
+  v->comm = comm;
+  v->first = ds->share_count > 0 ? ds->share_first : 0;
+  v->held = ptyc_dataset_patterns_held(ds);
+  v->sum = calloc(image, sizeof *v->sum);
+  if (v->sum == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory summing the patterns");
+  for (int j = 0; j < v->held; j++)
+    for (size_t i = 0; i < image; i++) v->sum[i] += ds->patterns[j * image + i];
+  ptyc_status st = ptyc_comm_allreduce_host(comm, v->sum, image, PTYC_COMM_SUM);
+  /* Rank 0's sum everywhere, to the last bit: later choices branch on it. */
+  if (st == PTYC_OK) st = ptyc_comm_broadcast_host(comm, v->sum, sizeof(double) * image, 0);
+  if (st != PTYC_OK) view_free(v);
+  return st;
+}
+
+/* Pattern j of all N into out[M][M]; `work` holds M*M doubles. With several ranks the
+ * owner's copy reaches every rank as a sum with everyone else's zeros (exact). */
+static ptyc_status view_pattern(const pattern_view *v, int j, float *out, double *work) {
+  size_t image = (size_t)v->ds->m * v->ds->m;
+  int mine = j >= v->first && j < v->first + v->held;
+  if (ptyc_comm_size(v->comm) == 1) {
+    memcpy(out, v->ds->patterns + (size_t)(j - v->first) * image, sizeof(float) * image);
+    return PTYC_OK;
+  }
+  for (size_t i = 0; i < image; i++)
+    work[i] = mine ? v->ds->patterns[(size_t)(j - v->first) * image + i] : 0.0;
+  PT_TRY(ptyc_comm_allreduce_host(v->comm, work, image, PTYC_COMM_SUM));
+  for (size_t i = 0; i < image; i++) out[i] = (float)work[i];
+  return PTYC_OK;
 }
 
 /* Index of the position nearest to position i, and its squared distance. */
@@ -114,11 +164,19 @@ static ptyc_status defocused_mode(ptyc_backend *be, ptyc_fft *plan, ptyc_buf buf
  * sqrt(I / mean I) - 1 inside the bright field, for neighbouring positions; up to 64
  * pairs vote, weighted by |s . d|. */
 static ptyc_status defocus_sign(ptyc_backend *be, ptyc_fft *plan2, ptyc_buf pair,
-                                const ptyc_dataset *ds, const float *amplitude, double *sign) {
+                                const pattern_view *v, const float *amplitude, double *sign) {
+  const ptyc_dataset *ds = v->ds;
   int m = ds->m, n = ds->n_patterns, pairs = n < 64 ? n : 64;
   size_t image = (size_t)m * m;
   ptyc_c32 *ab = malloc(sizeof(ptyc_c32) * 2 * image);
-  if (ab == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory estimating the defocus");
+  float *pi = malloc(sizeof(float) * 2 * image), *pj = pi ? pi + image : NULL;
+  double *work = malloc(sizeof(double) * image);
+  if (ab == NULL || pi == NULL || work == NULL) {
+    free(ab);
+    free(pi);
+    free(work);
+    return ptyc_fail(PTYC_E_NOMEM, "out of memory estimating the defocus");
+  }
   double vote = 0.0;
   ptyc_status st = PTYC_OK;
   float bright_level = 0.f; /* the bright field: above 30 % of the brightest amplitude */
@@ -129,7 +187,8 @@ static ptyc_status defocus_sign(ptyc_backend *be, ptyc_fft *plan2, ptyc_buf pair
     int i = (int)((long)p * n / pairs), j;
     double r2;
     j = nearest_neighbour(ds, i, &r2);
-    const float *pi = ds->patterns + (size_t)i * image, *pj = ds->patterns + (size_t)j * image;
+    PT_CHECK(view_pattern(v, i, pi, work));
+    PT_CHECK(view_pattern(v, j, pj, work));
     for (size_t t = 0; t < image; t++) { /* the shadow's contrast inside the bright field */
       int bright = amplitude[t] > bright_level;
       float ai = amplitude[t] > 0.f ? sqrtf(pi[t]) / amplitude[t] - 1.f : 0.f;
@@ -155,6 +214,8 @@ static ptyc_status defocus_sign(ptyc_backend *be, ptyc_fft *plan2, ptyc_buf pair
   *sign = vote < 0.0 ? -1.0 : 1.0;
 fail:
   free(ab);
+  free(pi);
+  free(work);
   return st;
 }
 
@@ -164,21 +225,19 @@ fail:
  * out for about 70 % linear overlap, so the beam diameter D ~ step / (1 - 0.7); a
  * defocus phase is added until the RMS radius of the beam is that of a disc of
  * diameter D, D / (2 sqrt 2). A beam that is already large keeps a flat phase. */
-static ptyc_status probe_from_data(ptyc_backend *be, const ptyc_dataset *ds, ptyc_c32 *mode) {
+static ptyc_status probe_from_data(ptyc_backend *be, const pattern_view *v, ptyc_c32 *mode) {
+  const ptyc_dataset *ds = v->ds;
   int m = ds->m;
   size_t image = (size_t)m * m;
-  double *mean = calloc(image, sizeof *mean);
   float *amplitude = malloc(sizeof(float) * image);
   ptyc_buf buf = {0}, pair = {0};
   ptyc_fft *plan = NULL, *plan2 = NULL;
   ptyc_status st = PTYC_OK;
-  if (mean == NULL || amplitude == NULL)
+  if (amplitude == NULL)
     PT_FAIL(PTYC_E_NOMEM, "out of memory making the initial probe");
-  for (int j = 0; j < ds->n_patterns; j++)
-    for (size_t i = 0; i < image; i++) mean[i] += ds->patterns[j * image + i];
   for (size_t i = 0; i < image; i++) {
     int valid = ds->mask == NULL || ds->mask[i];
-    amplitude[i] = valid ? (float)sqrt(mean[i] / ds->n_patterns) : 0.f;
+    amplitude[i] = valid ? (float)sqrt(v->sum[i] / ds->n_patterns) : 0.f;
   }
   PT_CHECK(ptyc_buf_alloc(be, image * sizeof(ptyc_c32), &buf));
   PT_CHECK(ptyc_fft_plan(be, m, 1, &plan));
@@ -202,7 +261,7 @@ static ptyc_status probe_from_data(ptyc_backend *be, const ptyc_dataset *ds, pty
     double sign = 1.0;
     PT_CHECK(ptyc_buf_alloc(be, 2 * image * sizeof(ptyc_c32), &pair));
     PT_CHECK(ptyc_fft_plan(be, m, 2, &plan2));
-    PT_CHECK(defocus_sign(be, plan2, pair, ds, amplitude, &sign));
+    PT_CHECK(defocus_sign(be, plan2, pair, v, amplitude, &sign));
     PT_CHECK(defocused_mode(be, plan, buf, amplitude, m, sign * 0.5 * (lo + hi), mode));
   }
 fail:
@@ -210,7 +269,6 @@ fail:
   ptyc_fft_free(be, plan2);
   ptyc_buf_free(be, &buf);
   ptyc_buf_free(be, &pair);
-  free(mean);
   free(amplitude);
   return st;
 }
@@ -219,17 +277,15 @@ fail:
 
 /* Diameter (detector pixels) of the bright disc of the mean pattern: the disc of the
  * same area as the valid pixels above half the brightest one. 0 if nothing is bright. */
-static double bright_disc_diameter(const ptyc_dataset *ds) {
+static double bright_disc_diameter(const pattern_view *v) {
+  const ptyc_dataset *ds = v->ds;
   size_t image = (size_t)ds->m * ds->m, bright = 0;
-  double *mean = calloc(image, sizeof *mean), peak = 0.0;
-  if (mean == NULL) return 0.0;
-  for (int j = 0; j < ds->n_patterns; j++)
-    for (size_t i = 0; i < image; i++) mean[i] += ds->patterns[j * image + i];
+  const double *mean = v->sum; /* the sum: the same disc as the mean's */
+  double peak = 0.0;
   for (size_t i = 0; i < image; i++)
     if ((ds->mask == NULL || ds->mask[i]) && mean[i] > peak) peak = mean[i];
   for (size_t i = 0; i < image; i++)
     bright += (ds->mask == NULL || ds->mask[i]) && peak > 0.0 && mean[i] > 0.5 * peak;
-  free(mean);
   return 2.0 * sqrt((double)bright / MODEL_PI);
 }
 
@@ -239,15 +295,16 @@ static double bright_disc_diameter(const ptyc_dataset *ds) {
  * back-propagated and centred in the window. a is probe.defocus, or from
  * probe.defocus_m the Fresnel propagator's phase -pi lambda z k^2 at the pupil edge,
  * whose spatial frequency is k = R / (M dx). */
-static ptyc_status probe_from_aperture(ptyc_backend *be, const ptyc_dataset *ds,
+static ptyc_status probe_from_aperture(ptyc_backend *be, const pattern_view *view,
                                        const ptyc_probe_options *po, ptyc_c32 *mode) {
+  const ptyc_dataset *ds = view->ds;
   int m = ds->m;
   size_t image = (size_t)m * m;
   if (po->defocus != 0.0 && po->defocus_m != 0.0)
     return ptyc_fail(PTYC_E_CONFIG, "probe.defocus = %g and probe.defocus_m = %g: set one of "
                                     "them, not both", po->defocus, po->defocus_m);
   double diameter = po->aperture_diameter_px > 0.0 ? po->aperture_diameter_px
-                                                    : bright_disc_diameter(ds);
+                                                    : bright_disc_diameter(view);
   if (!(diameter > 0.0))
     return ptyc_fail(PTYC_E_FORMAT, "the mean pattern shows no bright disc to size the "
                                     "aperture: set probe.aperture_diameter_px");
@@ -334,8 +391,9 @@ static void add_mode(ptyc_c32 *modes, int k, int m, double rel_power) {
   for (size_t i = 0; i < image; i++) pk[i] = pt_cscale(pk[i], s);
 }
 
-static ptyc_status initial_probe(ptyc_backend *be, const ptyc_dataset *ds,
+static ptyc_status initial_probe(ptyc_backend *be, const pattern_view *v,
                                  const ptyc_options *opts, ptyc_c32 *probe) {
+  const ptyc_dataset *ds = v->ds;
   int k_modes = opts->probe.modes, m = ds->m;
   size_t image = (size_t)m * m;
   int from_file = ds->probe ? (ds->probe_modes < k_modes ? ds->probe_modes : k_modes) : 0;
@@ -348,9 +406,9 @@ static ptyc_status initial_probe(ptyc_backend *be, const ptyc_dataset *ds,
   if (from_file > 0)
     memcpy(probe, ds->probe, sizeof(ptyc_c32) * image * from_file);
   else if (strcmp(init, "aperture") == 0)
-    PT_TRY(probe_from_aperture(be, ds, &opts->probe, probe));
+    PT_TRY(probe_from_aperture(be, v, &opts->probe, probe));
   else
-    PT_TRY(probe_from_data(be, ds, probe));
+    PT_TRY(probe_from_data(be, v, probe));
   if (power(probe, image) <= 0.0)
     return ptyc_fail(PTYC_E_FORMAT, "the initial probe is zero: give /probe in the dataset or "
                                     "check that the patterns hold counts");
@@ -361,7 +419,7 @@ static ptyc_status initial_probe(ptyc_backend *be, const ptyc_dataset *ds,
    * the probe power) equals the data's. */
   double model_total = (double)image * power(probe, image * k_modes);
   double data_total = 0.0;
-  for (size_t i = 0; i < image * ds->n_patterns; i++) data_total += ds->patterns[i];
+  for (size_t i = 0; i < image; i++) data_total += v->sum[i];
   data_total /= ds->n_patterns;
   if (!(data_total > 0.0))
     return ptyc_fail(PTYC_E_FORMAT, "the patterns hold no counts (all zero)");
@@ -372,8 +430,17 @@ static ptyc_status initial_probe(ptyc_backend *be, const ptyc_dataset *ds,
 
 ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc_options *opts,
                             ptyc_model *model) {
+  return ptyc_model_init_comm(be, NULL, ds, opts, model);
+}
+
+ptyc_status ptyc_model_init_comm(ptyc_backend *be, ptyc_comm *comm, const ptyc_dataset *ds,
+                                 const ptyc_options *opts, ptyc_model *model) {
   memset(model, 0, sizeof *model);
+  if (ds->share_count > 0 && ptyc_comm_size(comm) == 1 && ds->share_count < ds->n_patterns)
+    return ptyc_fail(PTYC_E_ARG, "ptyc_model_init: the dataset holds a share of the patterns "
+                                 "but no comm reaches the others");
   model->be = be;
+  model->comm = comm;
   model->n_positions = ds->n_patterns;
   model->m = ds->m;
   model->n_modes = opts->probe.modes;
@@ -390,7 +457,11 @@ ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc
   size_t image = (size_t)m * m, obj = (size_t)model->obj_h * model->obj_w;
   ptyc_c32 *host_object = NULL, *host_probe = NULL;
   float *host_mask = NULL;
+  pattern_view view = {0};
   ptyc_status st = PTYC_OK;
+  PT_CHECK(view_init(&view, ds, comm)); /* collective: before anything may fail alone */
+  model->pattern_first = view.first;
+  model->n_patterns_held = view.held;
 
   model->positions_host = malloc(sizeof(double) * 2 * n);
   host_object = malloc(sizeof(ptyc_c32) * obj);
@@ -402,9 +473,9 @@ ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc
     model->positions_host[2 * j + 1] = ds->positions_px[2 * j + 1] + model->offset_px[1];
   }
   for (size_t i = 0; i < obj; i++) host_object[i] = pt_c32(1.f, 0.f);
-  PT_CHECK(initial_probe(be, ds, opts, host_probe));
+  PT_CHECK(initial_probe(be, &view, opts, host_probe));
 
-  model->pattern_nbytes = sizeof(float) * image * n;
+  model->pattern_nbytes = sizeof(float) * image * view.held; /* this rank's share */
   PT_CHECK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * obj, &model->object));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * image * k_modes, &model->probe));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(double) * 2 * n, &model->positions));
@@ -427,10 +498,11 @@ ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc
     PT_CHECK(ptyc_buf_upload(be, model->mask, 0, host_mask, model->mask.nbytes));
   }
   double mean_sum = 0.0;
-  for (size_t i = 0; i < image * n; i++) mean_sum += ds->patterns[i];
+  for (size_t i = 0; i < image; i++) mean_sum += view.sum[i];
   model->mean_pattern_sum = mean_sum / n;
   PT_CHECK(ptyc_backend_sync(be)); /* uploads done: host arrays may go */
 fail:
+  view_free(&view);
   free(host_object);
   free(host_probe);
   free(host_mask);
@@ -446,7 +518,8 @@ void ptyc_model_plan(const ptyc_dataset *ds, const ptyc_options *opts, int *obj_
   *obj_h = shape.obj_h;
   *obj_w = shape.obj_w;
   *nbytes = sizeof(ptyc_c32) * ((size_t)shape.obj_h * shape.obj_w + image * opts->probe.modes) +
-            sizeof(double) * 2 * ds->n_patterns + sizeof(float) * image * ds->n_patterns +
+            sizeof(double) * 2 * ds->n_patterns +
+            sizeof(float) * image * ptyc_dataset_patterns_held(ds) +
             (ds->mask ? sizeof(float) * image : 0);
 }
 

@@ -118,7 +118,7 @@ static int largest_batch(const ptyc_model *shape, const char *engine, size_t mod
  * ("auto" = the largest that fits), and fails early, with the figures and a batch size
  * that would fit, if the plan exceeds free memory. */
 static ptyc_status plan_memory(ptyc_backend *be, const ptyc_dataset *ds, ptyc_options *opts,
-                               size_t *planned, FILE *out) {
+                               size_t *planned, FILE *out, ptyc_comm *comm) {
   ptyc_device_info info;
   PT_TRY(ptyc_backend_device_info(be, &info));
   ptyc_model shape = {0};
@@ -127,7 +127,8 @@ static ptyc_status plan_memory(ptyc_backend *be, const ptyc_dataset *ds, ptyc_op
   shape.n_positions = ds->n_patterns;
   shape.m = ds->m;
   shape.n_modes = opts->probe.modes;
-  size_t pattern_bytes = (size_t)ds->n_patterns * ds->m * ds->m * sizeof(float);
+  shape.n_patterns_held = ptyc_dataset_patterns_held(ds); /* this rank's share */
+  size_t pattern_bytes = (size_t)shape.n_patterns_held * ds->m * ds->m * sizeof(float);
   double budget = opts->reconstructor.memory_fraction * (double)info.memory_free;
   const char *engine = opts->reconstructor.engine;
   int cpu = strcmp(ptyc_backend_name(be), "cpu") == 0;
@@ -148,6 +149,10 @@ static ptyc_status plan_memory(ptyc_backend *be, const ptyc_dataset *ds, ptyc_op
     int cap = cpu ? 64 : ds->n_patterns;
     opts->reconstructor.batch_size = fits < cap ? fits : cap;
     if (opts->reconstructor.batch_size == 0) opts->reconstructor.batch_size = 1;
+    /* Several ranks make one global batch: all take the smallest that fits everywhere. */
+    double minus_batch = -opts->reconstructor.batch_size;
+    PT_TRY(ptyc_comm_allreduce_host(comm, &minus_batch, 1, PTYC_COMM_MAX));
+    opts->reconstructor.batch_size = (int)-minus_batch;
   }
   int batch = opts->reconstructor.batch_size;
   *planned = plan_total(&shape, engine, device_model_bytes, batch);
@@ -356,13 +361,88 @@ static ptyc_status note_checkpoint(ptyc_status st, const checkpointing *ck) {
   return ptyc_fail(st, "%s; no checkpoint was written", message);
 }
 
+/* ---- several ranks (include/ptyc/comm.h) ------------------------------------------------ */
+
+/* This rank's device and CPU threads. A GPU: local rank % visible GPUs, and no more
+ * ranks on a node than GPUs (NCCL cannot share a GPU between ranks). The CPU: the
+ * ranks of a node share its cores, cores / ranks threads each, unless
+ * reconstructor.threads or OMP_NUM_THREADS says otherwise. */
+static ptyc_status place_rank(ptyc_comm *comm, ptyc_device_kind device,
+                              const ptyc_options *opts, int *device_index, int *threads) {
+  int local_rank = ptyc_comm_local_rank(comm), local_size = ptyc_comm_local_size(comm);
+  *device_index = 0;
+  *threads = opts->reconstructor.threads;
+  if (device == PTYC_DEVICE_CUDA) {
+    int visible = ptyc_cuda_device_count();
+    if (ptyc_comm_size(comm) > 1 && local_size > visible)
+      return ptyc_fail(PTYC_E_CONFIG, "%d ranks on this node but %d visible GPU(s): NCCL "
+                                      "cannot share a GPU between ranks; start at most %d "
+                                      "rank(s) per node (ptyc launch --nproc-per-node %d) or "
+                                      "use reconstructor.device = \"cpu\"",
+                       local_size, visible, visible, visible);
+    *device_index = visible > 0 ? local_rank % visible : 0;
+    return PTYC_OK;
+  }
+  if (*threads == 0 && local_size > 1 && getenv("OMP_NUM_THREADS") == NULL) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    *threads = cores > local_size ? (int)(cores / local_size) : 1;
+  }
+  return PTYC_OK;
+}
+
+/* The dataset's fingerprint for checkpoints. With several ranks each hashes its share
+ * and the R hashes are folded in rank order: datasets are told apart as well, but the
+ * value depends on R, so a checkpoint resumes on as many ranks as wrote it. */
+static ptyc_status dataset_hash(ptyc_comm *comm, const ptyc_dataset *ds, uint64_t *hash) {
+  *hash = ptyc_dataset_hash(ds);
+  int ranks = ptyc_comm_size(comm), rank = ptyc_comm_rank(comm);
+  if (ranks == 1) return PTYC_OK;
+  double *parts = calloc(2 * (size_t)ranks, sizeof *parts); /* 32-bit halves: exact */
+  if (parts == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory");
+  parts[2 * rank] = (double)(*hash >> 32);
+  parts[2 * rank + 1] = (double)(*hash & 0xffffffffu);
+  ptyc_status st = ptyc_comm_allreduce_host(comm, parts, 2 * (size_t)ranks, PTYC_COMM_SUM);
+  uint64_t folded = 14695981039346656037ull; /* FNV-1a over the rank hashes */
+  for (int r = 0; st == PTYC_OK && r < ranks; r++) {
+    folded ^= ((uint64_t)parts[2 * r] << 32) | (uint64_t)parts[2 * r + 1];
+    folded *= 1099511628211ull;
+  }
+  if (st == PTYC_OK) *hash = folded;
+  free(parts);
+  return st;
+}
+
+/* Test hook (tests/comm/): PTYC_TEST_FAIL_RANK=r makes rank r fail after its first
+ * iteration, as a device fault would, to check that every rank then stops promptly. */
+static ptyc_status injected_failure(int rank, int iteration) {
+  const char *s = getenv("PTYC_TEST_FAIL_RANK");
+  char *end = NULL;
+  if (s == NULL || *s == '\0' || strtol(s, &end, 10) != rank || *end != '\0') return PTYC_OK;
+  return ptyc_fail(PTYC_E_DEVICE, "injected failure on rank %d after iteration %d (test hook "
+                                  "PTYC_TEST_FAIL_RANK)", rank, iteration);
+}
+
+/* A stop signal may reach the ranks in different iterations: all stop after the
+ * iteration in which any of them saw one (a maximum over ranks, once per iteration),
+ * and every rank then reports that signal. */
+static ptyc_status agree_stop(ptyc_comm *comm, volatile sig_atomic_t *stop_signal, int *stop) {
+  double s = *stop;
+  PT_TRY(ptyc_comm_allreduce_host(comm, &s, 1, PTYC_COMM_MAX));
+  *stop = (int)s;
+  if (*stop && stop_signal) *stop_signal = (sig_atomic_t)*stop;
+  return PTYC_OK;
+}
+
 ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flags,
                          ptyc_run_result *result) {
   ptyc_options opts = *opts_in;
   int quiet = flags && flags->quiet;
   int resume = flags && flags->resume;
   volatile sig_atomic_t *stop_signal = flags ? flags->stop_signal : NULL;
-  FILE *out = quiet ? NULL : stdout;
+  ptyc_comm *comm = flags ? flags->comm : NULL; /* NULL: one rank */
+  int rank = ptyc_comm_rank(comm), ranks = ptyc_comm_size(comm);
+  int bound = 0;                      /* comm bound to the backend: unbind at the end */
+  FILE *out = quiet || rank != 0 ? NULL : stdout; /* only rank 0 prints progress */
   ptyc_status st = PTYC_OK;
   ptyc_dataset *ds = NULL;
   ptyc_backend *be = NULL;
@@ -383,13 +463,23 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
   char notice[320];
   ptyc_device_kind device;
   PT_CHECK(ptyc_resolve_device(opts.reconstructor.device, &device, notice, sizeof notice));
-  if (notice[0]) fprintf(stderr, "ptyc: note: %s\n", notice);
+  if (notice[0] && rank == 0) fprintf(stderr, "ptyc: note: %s\n", notice);
 
-  PT_CHECK(ptyc_dataset_read_opts(&opts.data, &ds));
+  /* Only engines that split their batches over ranks run on several. */
+  if (ranks > 1 && !ptyc_engine_data_parallel(opts.reconstructor.engine))
+    PT_FAIL(PTYC_E_CONFIG, "reconstructor.engine = \"%s\" runs on one rank only (this job "
+                           "has %d): start one process, or set reconstructor.gpus = 1 for "
+                           "'ptyc run' on a node with several GPUs",
+            opts.reconstructor.engine, ranks);
+  int device_index = 0, threads = opts.reconstructor.threads;
+  PT_CHECK(place_rank(comm, device, &opts, &device_index, &threads));
+  PT_CHECK(ptyc_dataset_read_share(&opts.data, comm, &ds)); /* one rank: all patterns */
   if (opts.probe.modes > 16)
     PT_FAIL(PTYC_E_CONFIG, "probe.modes = %d: at most 16 modes", opts.probe.modes);
-  PT_CHECK(ptyc_backend_create(device, 0, opts.reconstructor.threads, &be));
+  PT_CHECK(ptyc_backend_create(device, device_index, threads, &be));
   snprintf(result->device, sizeof result->device, "%s", ptyc_backend_name(be));
+  PT_CHECK(ptyc_comm_bind(comm, be)); /* collective; NCCL on GPUs when built with it */
+  bound = 1;
 
   ptyc_device_info info;
   PT_CHECK(ptyc_backend_device_info(be, &info));
@@ -397,7 +487,11 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
     fprintf(out, "ptyc %s | engine %s | device %s (%s%s)\n", PTYC_VERSION_STRING,
             opts.reconstructor.engine, ptyc_backend_name(be), info.name,
             device == PTYC_DEVICE_CPU ? "" : "");
-    if (device == PTYC_DEVICE_CPU) fprintf(out, "threads  %d\n", info.threads);
+    if (device == PTYC_DEVICE_CPU) fprintf(out, "threads  %d%s\n", info.threads,
+                                           ranks > 1 ? " per rank" : "");
+    if (ranks > 1)
+      fprintf(out, "ranks    %d (%s, %d per node), each with its share of the patterns\n",
+              ranks, ptyc_comm_name(comm), ptyc_comm_local_size(comm));
     fprintf(out, "dataset  %s: %s, %d patterns of %d x %d%s%s\n", opts.data.path, ds->format,
             ds->n_patterns, ds->m, ds->m,
             strcmp(opts.probe.init, "aperture") == 0 ? ", aperture probe"
@@ -406,13 +500,13 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
             ds->mask ? ", mask" : "");
   }
   size_t planned = 0;
-  PT_CHECK(plan_memory(be, ds, &opts, &planned, out));
+  PT_CHECK(plan_memory(be, ds, &opts, &planned, out, comm));
   PT_CHECK(ptyc_options_to_text(&opts, &recon.config_text));
   if (out) fprintf(out, "---- resolved job ----\n%s----------------------\n", recon.config_text);
 
   /* What identifies this job's checkpoints; with --resume, the one to continue. */
   snprintf(ck.path, sizeof ck.path, "%s/checkpoint.h5", opts.output.directory);
-  ck.dataset_hash = ptyc_dataset_hash(ds);
+  PT_CHECK(dataset_hash(comm, ds, &ck.dataset_hash));
   ck.threads = device == PTYC_DEVICE_CPU ? info.threads : 0;
   ck.device = ptyc_backend_name(be);
   PT_CHECK(ptyc_checkpoint_job_text(&opts, &ck.job_text));
@@ -420,7 +514,8 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
     PT_CHECK(read_resume_checkpoint(&ck, opts.reconstructor.engine, iterations, &saved,
                                     &saved_info));
     start = saved->n_iterations;
-    if (strcmp(saved_info.device, ck.device) != 0 || saved_info.threads != ck.threads)
+    if ((strcmp(saved_info.device, ck.device) != 0 || saved_info.threads != ck.threads) &&
+        rank == 0)
       fprintf(stderr, "ptyc: note: the checkpoint was computed on %s with %d threads, this run "
                       "uses %s with %d: the result may differ from an uninterrupted run in the "
                       "last bits\n", saved_info.device, saved_info.threads, ck.device,
@@ -428,10 +523,13 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
     if (out) fprintf(out, "resume   %s after iteration %d of %d\n", ck.path, start, iterations);
   }
 
-  PT_CHECK(ptyc_model_init(be, ds, &opts, &model));
+  PT_CHECK(ptyc_model_init_comm(be, comm, ds, &opts, &model));
   ptyc_dataset_free(ds);
   ds = NULL;
   if (saved) PT_CHECK(restore_model(&model, saved, ck.path));
+  /* Replicas start from rank 0's object and probe to the last bit. */
+  PT_CHECK(ptyc_comm_broadcast(comm, model.object, 0, model.object.nbytes, 0));
+  PT_CHECK(ptyc_comm_broadcast(comm, model.probe, 0, model.probe.nbytes, 0));
   PT_CHECK(ptyc_engine_create(&model, &opts, &engine));
   if (saved)
     PT_CHECK(ptyc_engine_load_state(engine, saved_info.engine_state,
@@ -452,12 +550,14 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
     ck.last_good = start;
   }
 
-  /* Everything is accepted: from here on, outputs may be written. */
-  PT_CHECK(make_directory(opts.output.directory));
+  /* Everything is accepted: from here on, outputs may be written (by rank 0 only). */
   char log_path[PTYC_PATH_MAX + 16];
   snprintf(log_path, sizeof log_path, "%s/log.jsonl", opts.output.directory);
-  PT_CHECK(open_log(log_path, &recon, peak_gib, start, &log_fd));
-  int bar = !quiet && isatty(STDERR_FILENO);
+  if (rank == 0) {
+    PT_CHECK(make_directory(opts.output.directory));
+    PT_CHECK(open_log(log_path, &recon, peak_gib, start, &log_fd));
+  }
+  int bar = !quiet && rank == 0 && isatty(STDERR_FILENO);
 
   for (int it = start; it < iterations; it++) {
     double t0 = now_s(), loss = 0.0;
@@ -466,6 +566,7 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
       st = ptyc_fail(PTYC_E_NUMERIC, "the cost became %g at iteration %d: the reconstruction "
                                      "diverged (check the data, or lower the step sizes)",
                      loss, it + 1);
+    if (st == PTYC_OK && it == start) st = injected_failure(rank, it + 1);
     if (st != PTYC_OK) {
       st = note_checkpoint(st, &ck);
       goto fail;
@@ -478,7 +579,7 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
     recon.n_iterations = it + 1;
     double gib = ptyc_backend_peak_bytes(be) / GIB;
     peak_gib[it] = gib;
-    PT_CHECK(append_log(log_fd, log_path, it + 1, loss, dt, gib));
+    if (rank == 0) PT_CHECK(append_log(log_fd, log_path, it + 1, loss, dt, gib));
     if (out) fprintf(out, "iter %4d/%d | loss %.4e | %8.1f ms | %.2f GiB\n", it + 1, iterations,
                      loss, 1e3 * dt, gib);
     if (bar) progress_bar(it + 1, iterations, loss);
@@ -487,8 +588,10 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
      * signal), snapshots, and the signal check. */
     int last = it + 1 == iterations;
     int stop = stop_signal && !last ? (int)*stop_signal : 0; /* after the last: just finish */
+    if (ranks > 1 && !last) PT_CHECK(agree_stop(comm, stop_signal, &stop));
     int checkpoint_due = stop || (checkpoint_every > 0 && ((it + 1) % checkpoint_every == 0 || last));
     int snapshot_due = stop || (every > 0 && (it + 1) % every == 0 && !last);
+    if (rank != 0) checkpoint_due = snapshot_due = 0; /* replicas: rank 0 writes */
     if (checkpoint_due || snapshot_due) {
       st = download_state(&model, &recon, it + 1);
       if (st != PTYC_OK) {
@@ -507,13 +610,15 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
                                   "the outputs", signal_name(stop), it + 1, iterations, ck.path);
     }
   }
-  st = download_state(&model, &recon, iterations);
-  if (st != PTYC_OK) {
-    st = note_checkpoint(st, &ck);
-    goto fail;
+  if (rank == 0) {
+    st = download_state(&model, &recon, iterations);
+    if (st != PTYC_OK) {
+      st = note_checkpoint(st, &ck);
+      goto fail;
+    }
+    PT_CHECK(write_outputs(&recon, opts.output.directory, opts.output.png,
+                           opts.output.ptychodus));
   }
-  PT_CHECK(write_outputs(&recon, opts.output.directory, opts.output.png,
-                         opts.output.ptychodus));
 
   result->iterations_done = recon.n_iterations;
   result->final_loss = iterations > 0 ? recon.loss[iterations - 1] : 0.0;
@@ -523,6 +628,12 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
   int skip = iterations > 2 ? 1 : 0;
   result->median_iteration_ms = 1e3 * median(recon.iteration_time_s + skip, iterations - skip);
   result->peak_device_bytes = ptyc_backend_peak_bytes(be);
+  if (ranks > 1) { /* the busiest rank's figures */
+    double worst[2] = {(double)result->peak_device_bytes, result->median_iteration_ms};
+    PT_CHECK(ptyc_comm_allreduce_host(comm, worst, 2, PTYC_COMM_MAX));
+    result->peak_device_bytes = (size_t)worst[0];
+    result->median_iteration_ms = worst[1];
+  }
   if (out)
     fprintf(out, "done     %d iterations | median %.1f ms/iteration | peak %.2f GiB | %s/recon.h5\n",
             iterations, result->median_iteration_ms, result->peak_device_bytes / GIB,
@@ -531,6 +642,7 @@ fail:
   if (log_fd >= 0) close(log_fd);
   ptyc_engine_free(engine);
   ptyc_model_free(&model);
+  if (bound) ptyc_comm_unbind(comm, st != PTYC_OK && st != PTYC_E_INTERRUPTED);
   ptyc_backend_free(be);
   ptyc_dataset_free(ds);
   ptyc_recon_free(saved);

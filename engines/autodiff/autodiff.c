@@ -28,6 +28,7 @@
 #include "autodiff/farfield.h"
 #include "autodiff/optimizers.h"
 #include "common/batching.h"
+#include "common/pattern_feed.h"
 #include "engine_impl.h"
 #include "pt_try.h"
 
@@ -38,6 +39,8 @@ typedef struct autodiff {
   ptyc_scan scan;
   pt_batching batching;
   int32_t *order_host;      /* [N] this iteration's order */
+  int *batch_first, *batch_n; /* [n_batches] each minibatch's entries of the order */
+  pt_pattern_feed feed;     /* the minibatches' measured patterns (resident or streamed) */
   ptyc_buf order;           /* int32 [N] on the device */
   ptyc_buf loss;            /* double: the iteration's summed cost */
   pt_farfield ff;
@@ -72,7 +75,7 @@ static size_t autodiff_plan_bytes(const ptyc_model *m, int batch) {
   total += object_count(m) * (sizeof(ptyc_c32) + sizeof(float)); /* grad_object, illumination */
   total += modes_count(m) * sizeof(ptyc_c32) + image * sizeof(float);
   total += (size_t)batch * 4 * sizeof(double) + sizeof(double);
-  total += (size_t)m->n_positions * sizeof(int32_t);
+  total += (size_t)m->n_positions * sizeof(int32_t) + pt_feed_plan_bytes(m, batch);
   for (int k = 0; k < PT_PARAM_COUNT; k++) total += state_bytes((pt_param_kind)k, m);
   return total;
 }
@@ -86,19 +89,28 @@ static void autodiff_free(void *state) {
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ptyc_buf_free(be, bufs[i]);
   for (int k = 0; k < PT_PARAM_COUNT; k++) pt_param_optimizer_free(&s->param[k], be);
   pt_farfield_free(&s->ff);
+  pt_feed_free(&s->feed);
   pt_batching_free(&s->batching);
   free(s->order_host);
+  free(s->batch_first);
+  free(s->batch_n);
   free(s);
 }
 
-/* The largest measured intensity, for the intensity cost's curvature: the patterns are
- * read back once, a slice at a time (init only). */
+/* The largest measured intensity, for the intensity cost's curvature: read from host
+ * memory when streaming, else back from the device a slice at a time (init only). */
 static ptyc_status max_pattern_value(const ptyc_model *m, double *out) {
   size_t total = (size_t)m->n_positions * m->m * m->m, chunk = (size_t)1 << 22;
+  double mx = 0.0;
+  if (m->streaming) {
+    for (size_t i = 0; i < total; i++)
+      if (m->patterns_host[i] > mx) mx = m->patterns_host[i];
+    *out = mx;
+    return PTYC_OK;
+  }
   float *host = malloc(sizeof(float) * (total < chunk ? total : chunk));
   if (host == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory reading the patterns back");
   ptyc_status st = PTYC_OK;
-  double mx = 0.0;
   for (size_t at = 0; at < total && st == PTYC_OK; at += chunk) {
     size_t count = total - at < chunk ? total - at : chunk;
     st = ptyc_buf_download(m->be, host, m->patterns, at * sizeof(float), count * sizeof(float));
@@ -111,10 +123,15 @@ static ptyc_status max_pattern_value(const ptyc_model *m, double *out) {
 }
 
 static ptyc_status autodiff_init(ptyc_model *model, const ptyc_options *opts, void **state) {
-  if (model->streaming || model->patterns.ptr == NULL)
+  if (model->comm != NULL && ptyc_comm_size(model->comm) > 1)
     return ptyc_fail(PTYC_E_UNSUPPORTED,
-                     "the autodiff engine needs every pattern on the device: set "
-                     "reconstructor.patterns = \"resident\" (or use engine \"lsqml\")");
+                     "the autodiff engine runs on one rank for now: start ptyc without "
+                     "mpirun / srun / ptyc launch, or use engine \"lsqml\"");
+  if (opts->autodiff.optimizer != PTYC_OPTIMIZER_SGD &&
+      opts->autodiff.optimizer != PTYC_OPTIMIZER_ADAM &&
+      opts->autodiff.optimizer != PTYC_OPTIMIZER_RMSPROP)
+    return ptyc_fail(PTYC_E_CONFIG, "autodiff.optimizer must be \"sgd\", \"adam\" or "
+                                    "\"rmsprop\"");
   autodiff *s = calloc(1, sizeof *s);
   if (s == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory creating the autodiff engine");
   ptyc_status st = PTYC_OK;
@@ -127,8 +144,14 @@ static ptyc_status autodiff_init(ptyc_model *model, const ptyc_options *opts, vo
   PT_CHECK(pt_batching_init(&s->batching, model, opts->reconstructor.batch_size,
                             opts->reconstructor.batch_order, opts->reconstructor.seed));
   int batch = s->batching.batch_max;
+  int n_batches = s->batching.n_batches;
   s->order_host = malloc(sizeof(int32_t) * n);
-  if (s->order_host == NULL) PT_FAIL(PTYC_E_NOMEM, "out of memory (autodiff order)");
+  s->batch_first = malloc(sizeof(int) * n_batches);
+  s->batch_n = malloc(sizeof(int) * n_batches);
+  if (!s->order_host || !s->batch_first || !s->batch_n)
+    PT_FAIL(PTYC_E_NOMEM, "out of memory (autodiff order)");
+  for (int b = 0; b < n_batches; b++) pt_batch_range(&s->batching, b, &s->batch_first[b], &s->batch_n[b]);
+  PT_CHECK(pt_feed_init(&s->feed, model, batch));
 
   PT_CHECK(pt_farfield_init(&s->ff, be, model->m, model->n_modes, batch,
                             n % s->batching.n_batches != 0));
@@ -172,7 +195,8 @@ fail:
 }
 
 /* One minibatch: gradients on the tape, regularisers, one step of each active parameter. */
-static ptyc_status autodiff_batch(autodiff *s, int first, int n, const int active[PT_PARAM_COUNT]) {
+static ptyc_status autodiff_batch(autodiff *s, int b, const int active[PT_PARAM_COUNT]) {
+  int first = s->batch_first[b], n = s->batch_n[b];
   ptyc_backend *be = s->be;
   ptyc_model *m = s->model;
   const ptyc_autodiff_options *ad = &s->opts.autodiff;
@@ -194,8 +218,11 @@ static ptyc_status autodiff_batch(autodiff *s, int first, int n, const int activ
   if (active[PT_PARAM_POSITIONS])
     grads.positions = (ptyc_buf){s->grad_positions.ptr, sizeof(double) * 4 * n};
 
-  PT_TRY(pt_farfield_run(&s->ff, &s->scan, first, n, m->object, m->probe, m->patterns, m->mask,
-                         ad->loss, &grads));
+  /* One rank: entry e's pattern is that of position order[e], as the scan finds it. */
+  pt_farfield_data data = {.loss = ad->loss, .mask = m->mask};
+  PT_TRY(pt_feed_batch(&s->feed, &s->scan, b, &data.patterns, &data.pattern_scan,
+                       &data.pattern_first));
+  PT_TRY(pt_farfield_run(&s->ff, &s->scan, first, n, m->object, m->probe, &data, &grads));
   PT_TRY(ptyc_op_sum(be, s->ff.cost, (size_t)n, s->loss, 1));
 
   if (active[PT_PARAM_OBJECT] && (ad->l1_weight > 0.0 || ad->tv_weight > 0.0)) {
@@ -228,11 +255,9 @@ static ptyc_status autodiff_step(void *state, int iteration, double *loss) {
   pt_batch_order(&s->batching, iteration, s->order_host);
   PT_TRY(ptyc_buf_upload(s->be, s->order, 0, s->order_host, s->order.nbytes));
   PT_TRY(ptyc_buf_zero(s->be, s->loss, 0, sizeof(double)));
-  for (int b = 0; b < s->batching.n_batches; b++) {
-    int first, n;
-    pt_batch_range(&s->batching, b, &first, &n);
-    PT_TRY(autodiff_batch(s, first, n, active));
-  }
+  PT_TRY(pt_feed_begin(&s->feed, s->order_host, s->batch_first, s->batch_n,
+                       s->batching.n_batches));
+  for (int b = 0; b < s->batching.n_batches; b++) PT_TRY(autodiff_batch(s, b, active));
   if (active[PT_PARAM_POSITIONS]) s->position_updates++;
   if (active[PT_PARAM_PROBE] && s->opts.probe.orthogonalize && m->n_modes > 1)
     PT_TRY(ptyc_op_orthogonalize_modes(s->be, m->probe, m->n_modes, m->m));
@@ -262,7 +287,8 @@ typedef struct autodiff_state_header {
   uint32_t version; /* AUTODIFF_STATE_VERSION */
   int32_t position_updates;
   int32_t updates[PT_PARAM_COUNT];
-  uint32_t reserved;
+  int32_t restarts;
+  double previous_loss;            /* decides the next momentum restart */
   uint64_t nbytes[PT_PARAM_COUNT]; /* 0 for a parameter that is not optimised */
 } autodiff_state_header;
 
@@ -271,7 +297,9 @@ typedef struct autodiff_state_header {
 static ptyc_status autodiff_save_state(void *state, void **blob, size_t *nbytes) {
   autodiff *s = state;
   autodiff_state_header h = {.version = AUTODIFF_STATE_VERSION,
-                             .position_updates = s->position_updates};
+                             .position_updates = s->position_updates,
+                             .restarts = s->restarts,
+                             .previous_loss = s->previous_loss};
   size_t total = sizeof h;
   for (int k = 0; k < PT_PARAM_COUNT; k++) {
     h.updates[k] = s->param[k].params.t;
@@ -316,6 +344,8 @@ static ptyc_status autodiff_load_state(void *state, const void *blob, size_t nby
     at += h.nbytes[k];
   }
   s->position_updates = h.position_updates;
+  s->restarts = h.restarts;
+  s->previous_loss = h.previous_loss;
   return PTYC_OK;
 }
 

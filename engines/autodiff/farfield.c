@@ -51,8 +51,8 @@ fail:
 }
 
 ptyc_status pt_farfield_run(pt_farfield *f, const ptyc_scan *scan, int first, int n,
-                            ptyc_buf object, ptyc_buf probe, ptyc_buf patterns, ptyc_buf mask,
-                            ptyc_loss loss, const pt_farfield_grads *grads) {
+                            ptyc_buf object, ptyc_buf probe, const pt_farfield_data *data,
+                            const pt_farfield_grads *grads) {
   ptyc_fft *plan = n == f->batch_max ? f->plan_big : (n == f->batch_max - 1 ? f->plan_small : NULL);
   if (plan == NULL)
     return ptyc_fail(PTYC_E_ARG, "pt_farfield_run: a minibatch of %d entries was not planned "
@@ -116,10 +116,12 @@ ptyc_status pt_farfield_run(pt_farfield *f, const ptyc_scan *scan, int first, in
   r.u.fft.grad = waves;
   PT_TRY(pt_tape_forward(tape, &r));
 
-  r = (pt_record){.prim = &pt_prim_loss, .at = at, .backward = 0};
-  r.u.loss.loss = loss; /* C, and grad Psi in place */
-  r.u.loss.patterns = patterns;
-  r.u.loss.mask = mask;
+  /* C, and grad Psi in place; the patterns are found through the data's own scan */
+  pt_batch_ref data_at = {f->be, data->pattern_scan, data->pattern_first, n};
+  r = (pt_record){.prim = &pt_prim_loss, .at = data_at, .backward = 0};
+  r.u.loss.loss = data->loss;
+  r.u.loss.patterns = data->patterns;
+  r.u.loss.mask = data->mask;
   r.u.loss.waves = waves;
   r.u.loss.cost = cost;
   PT_TRY(pt_tape_forward(tape, &r));

@@ -42,6 +42,17 @@ typedef struct pt_farfield_grads {
                                 (ptyc_op_shift_position_gradient) */
 } pt_farfield_grads;
 
+/* The measured data of a run: entry b's pattern is number pattern_scan->order
+ * [pattern_first + b] of `patterns` (resident patterns: the scan of the model itself;
+ * streamed ones: a batch-local buffer, engines/common/pattern_feed.h). */
+typedef struct pt_farfield_data {
+  ptyc_loss loss;
+  ptyc_buf patterns;           /* float [.][M][M] */
+  ptyc_buf mask;               /* float [M][M] or {NULL} */
+  const ptyc_scan *pattern_scan;
+  int pattern_first;
+} pt_farfield_data;
+
 /* Device bytes pt_farfield_init allocates. */
 size_t pt_farfield_plan_bytes(int m, int n_modes, int batch_max);
 
@@ -54,7 +65,7 @@ void pt_farfield_free(pt_farfield *f);
  * batch_max - 1 when planned), the cost of each entry in f->cost, and the gradients that
  * `grads` asks for (grads NULL or all {NULL}: forward only). */
 ptyc_status pt_farfield_run(pt_farfield *f, const ptyc_scan *scan, int first, int n,
-                            ptyc_buf object, ptyc_buf probe, ptyc_buf patterns, ptyc_buf mask,
-                            ptyc_loss loss, const pt_farfield_grads *grads);
+                            ptyc_buf object, ptyc_buf probe, const pt_farfield_data *data,
+                            const pt_farfield_grads *grads);
 
 #endif

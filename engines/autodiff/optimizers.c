@@ -6,15 +6,21 @@
 #include "pt_try.h"
 
 /* Default steps, [parameter][rule] (SGD, Adam, RMSprop), for normalised gradients:
- *  object, probe: SGD 1 is the ePIE step (momentum then accelerates it); Adam and
- *    RMSprop change each complex value by about `step` per update, a fraction of the
- *    object's typical modulus (~1) and of the probe's largest.
- *  positions: pixels per update for Adam and RMSprop; for SGD a fraction of the
- *    Gauss-Newton step. */
+ *  object, probe: SGD 1 would be the ePIE step. Updating object and probe together
+ *    doubles the correction of the residual they share (normalised curvature up to 2),
+ *    and Nesterov momentum 0.9 is stable for step * curvature < 1.36: hence 0.5, which
+ *    converged for random, compact and single minibatches of 8 to 144 positions on the
+ *    small preset. Adam and RMSprop change each complex value by about `step` per
+ *    update (the object's modulus is ~1); RMSprop has no warm-up correction, so its
+ *    first steps are larger and its default smaller.
+ *  positions: for SGD a fraction of the Gauss-Newton step; for Adam and RMSprop about
+ *    the pixels moved per update. From positions perturbed by up to 1.5 px (small
+ *    preset, from iteration 5), SGD 0.5 and Adam 0.05 both bring the rms error from 1.2
+ *    to 0.25 px in 35 iterations; on exact positions SGD drifts least (0.06 px). */
 static const double default_steps[PT_PARAM_COUNT][3] = {
-    {0.5, 0.05, 0.05},   /* object */
-    {0.5, 0.05, 0.05},   /* probe */
-    {0.5, 0.02, 0.02},   /* positions */
+    {0.5, 0.1, 0.02},    /* object */
+    {0.5, 0.05, 0.02},   /* probe */
+    {0.5, 0.05, 0.02},   /* positions */
 };
 
 double pt_default_step(pt_param_kind kind, ptyc_optimizer rule) {

@@ -12,12 +12,10 @@ size_t pt_feed_plan_bytes(const ptyc_model *model, int batch_max) {
   return 2 * pattern_bytes(model) * batch_max + sizeof(int32_t) * batch_max;
 }
 
-ptyc_status pt_feed_init(pt_pattern_feed *feed, ptyc_model *model,
-                         const pt_batching *batching) {
+ptyc_status pt_feed_init(pt_pattern_feed *feed, ptyc_model *model, int batch_max) {
   memset(feed, 0, sizeof *feed);
   feed->model = model;
-  feed->batching = batching;
-  int batch_max = batching->batch_max;
+  feed->batch_max = batch_max;
   if (!model->streaming) return PTYC_OK;
   ptyc_backend *be = model->be;
   ptyc_status st = PTYC_OK;
@@ -45,39 +43,39 @@ void pt_feed_free(pt_pattern_feed *feed) {
   ptyc_buf_free(feed->model->be, &feed->identity);
 }
 
-/* Queues the copies of batch b into slot b % 2, one per position. */
+/* Queues the copies of batch b into slot b % 2, one per pattern. */
 static ptyc_status stage(pt_pattern_feed *feed, int b) {
   ptyc_model *m = feed->model;
-  int first, n;
-  pt_batch_range(feed->batching, b, &first, &n);
   size_t bytes = pattern_bytes(m);
   const char *host = (const char *)m->patterns_host;
-  for (int i = 0; i < n; i++) {
-    size_t j = (size_t)feed->order_host[first + i];
+  const int32_t *index = feed->pattern_index + feed->batch_first[b];
+  for (int i = 0; i < feed->batch_n[b]; i++)
     PT_TRY(ptyc_buf_upload_async(m->be, b % 2, feed->slots[b % 2], (size_t)i * bytes,
-                                 host + j * bytes, bytes));
-  }
+                                 host + (size_t)index[i] * bytes, bytes));
   return PTYC_OK;
 }
 
-ptyc_status pt_feed_begin(pt_pattern_feed *feed, const int32_t *order_host) {
-  feed->order_host = order_host;
-  return feed->model->streaming ? stage(feed, 0) : PTYC_OK;
+ptyc_status pt_feed_begin(pt_pattern_feed *feed, const int32_t *pattern_index,
+                          const int *batch_first, const int *batch_n, int n_batches) {
+  feed->pattern_index = pattern_index;
+  feed->batch_first = batch_first;
+  feed->batch_n = batch_n;
+  feed->n_batches = n_batches;
+  return feed->model->streaming && n_batches > 0 ? stage(feed, 0) : PTYC_OK;
 }
 
-ptyc_status pt_feed_batch(pt_pattern_feed *feed, const ptyc_scan *scan, int b, int first,
-                          ptyc_buf *patterns, const ptyc_scan **pattern_scan,
-                          int *pattern_first) {
+ptyc_status pt_feed_batch(pt_pattern_feed *feed, const ptyc_scan *pattern_scan, int b,
+                          ptyc_buf *patterns, const ptyc_scan **scan_out, int *first_out) {
   if (!feed->model->streaming) {
     *patterns = feed->model->patterns;
-    *pattern_scan = scan;
-    *pattern_first = first;
+    *scan_out = pattern_scan;
+    *first_out = feed->batch_first[b];
     return PTYC_OK;
   }
-  if (b + 1 < feed->batching->n_batches) PT_TRY(stage(feed, b + 1)); /* overlaps batch b */
+  if (b + 1 < feed->n_batches) PT_TRY(stage(feed, b + 1)); /* overlaps batch b */
   PT_TRY(ptyc_buf_upload_wait(feed->model->be, b % 2));
   *patterns = feed->slots[b % 2];
-  *pattern_scan = &feed->batch_scan;
-  *pattern_first = 0;
+  *scan_out = &feed->batch_scan;
+  *first_out = 0;
   return PTYC_OK;
 }

@@ -4,6 +4,7 @@
 #define PTYC_MODEL_H
 
 #include "ptyc/backend.h"
+#include "ptyc/comm.h"
 #include "ptyc/dataset.h"
 #include "ptyc/options.h"
 #include "ptyc/recon_io.h"
@@ -34,6 +35,11 @@ typedef struct ptyc_model {
   size_t pattern_nbytes;    /* bytes of `patterns` on the device */
   double wavelength_m;      /* the dataset's, 0 if unknown (for the outputs) */
   double detector_distance_m; /* the dataset's, 0 if unknown */
+  /* Runs on several ranks (include/ptyc/comm.h): `patterns` / `patterns_host` hold only
+   * the patterns of positions [pattern_first, pattern_first + n_patterns_held), this
+   * rank's share; with one rank 0 and N. Object, probe and positions are replicas. */
+  int pattern_first, n_patterns_held;
+  ptyc_comm *comm;      /* the ranks; NULL = one rank (not owned) */
 } ptyc_model;
 
 /* Builds the model from a dataset: object of ones sized from the positions plus
@@ -42,6 +48,12 @@ typedef struct ptyc_model {
  * model intensity matches the data; everything uploaded to `be`. */
 ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc_options *opts,
                             ptyc_model *model);
+/* The same on one rank of `comm`, for a dataset that may hold only this rank's share of
+ * the patterns (ptyc_dataset_read_share): what the initial probe needs from all patterns
+ * (their sum, the pairs the defocus sign compares) comes through the comm, so every
+ * rank builds the same model. Collective; comm NULL = ptyc_model_init. */
+ptyc_status ptyc_model_init_comm(ptyc_backend *be, ptyc_comm *comm, const ptyc_dataset *ds,
+                                 const ptyc_options *opts, ptyc_model *model);
 void ptyc_model_free(ptyc_model *model);
 
 /* The object size ptyc_model_init will choose and the device bytes the model itself

@@ -69,6 +69,8 @@ typedef struct ptyc_reconstructor_options {
   ptyc_batch_order batch_order;
   double memory_fraction;   /* share of free device memory "auto" batches may use */
   int threads;              /* CPU threads; 0 = all cores (OMP_NUM_THREADS wins) */
+  int gpus;                 /* GPUs `ptyc run` uses without an MPI launcher, one rank
+                               each; 0 = all visible (a launcher decides for itself) */
   ptyc_patterns_place patterns; /* where the measured patterns live during the run */
 } ptyc_reconstructor_options;
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include "ptyc/comm.h"
 #include "ptyc/options.h"
 
 #ifdef __cplusplus
@@ -33,6 +34,14 @@ typedef struct ptyc_run_flags {
    * made NaN, as a diverging engine would leave it, to check that a non-finite state
    * is reported and never replaces a good checkpoint or output. */
   int fault_nan_after;
+  /* The ranks of a data-parallel run (include/ptyc/comm.h), created by the caller;
+   * NULL = one rank. With several, every rank calls ptyc_run_job: each reads its share
+   * of the patterns and uses GPU local_rank % visible GPUs; only rank 0 prints
+   * progress and writes files. The run binds the comm to its backend and unbinds it
+   * before returning. On an error the caller prints it and calls ptyc_comm_abort. A
+   * stop signal on any rank stops all after the same iteration (its number is written
+   * back to *stop_signal). */
+  ptyc_comm *comm;
 } ptyc_run_flags;
 
 /* Resolves the device, reads the dataset, checks memory, runs the engine and writes

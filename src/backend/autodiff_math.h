@@ -71,6 +71,8 @@ typedef struct pt_optim_coeffs {
   int first;         /* SGD: first update (the momentum buffer starts at g) */
   float decay1;      /* Adam: beta1 */
   float decay2;      /* Adam: beta2; RMSprop: alpha */
+  float keep1, keep2; /* 1 - decay1, 1 - decay2, rounded from double (1 - 0.999f is off
+                         by 1e-5 in float) */
   float bias1, bias2; /* Adam: 1 / (1 - beta^t) */
   float epsilon;
 } pt_optim_coeffs;
@@ -84,7 +86,10 @@ static inline pt_optim_coeffs pt_optim_coeffs_of(const ptyc_optim_params *p) {
   c.nesterov = p->nesterov;
   c.first = p->t <= 1;
   c.decay1 = (float)p->beta1;
-  c.decay2 = (float)(p->kind == PTYC_OPTIMIZER_RMSPROP ? p->alpha : p->beta2);
+  double decay2 = p->kind == PTYC_OPTIMIZER_RMSPROP ? p->alpha : p->beta2;
+  c.decay2 = (float)decay2;
+  c.keep1 = (float)(1.0 - p->beta1);
+  c.keep2 = (float)(1.0 - decay2);
   c.bias1 = (float)(1.0 / (1.0 - pow(p->beta1, p->t)));
   c.bias2 = (float)(1.0 / (1.0 - pow(p->beta2, p->t)));
   c.epsilon = (float)p->epsilon;
@@ -95,13 +100,13 @@ static inline pt_optim_coeffs pt_optim_coeffs_of(const ptyc_optim_params *p) {
 PT_HD static inline ptyc_c32 pt_optim_update_c32(const pt_optim_coeffs *c, ptyc_c32 g,
                                                  ptyc_c32 *m, float *v) {
   if (c->kind == PTYC_OPTIMIZER_ADAM) {
-    *m = pt_cadd(pt_cscale(*m, c->decay1), pt_cscale(g, 1.f - c->decay1));
-    *v = c->decay2 * *v + (1.f - c->decay2) * pt_cabs2(g);
+    *m = pt_cadd(pt_cscale(*m, c->decay1), pt_cscale(g, c->keep1));
+    *v = c->decay2 * *v + c->keep2 * pt_cabs2(g);
     float denom = sqrtf(*v * c->bias2) + c->epsilon;
     return pt_cscale(*m, -c->step * c->bias1 / denom);
   }
   if (c->kind == PTYC_OPTIMIZER_RMSPROP) {
-    *v = c->decay2 * *v + (1.f - c->decay2) * pt_cabs2(g);
+    *v = c->decay2 * *v + c->keep2 * pt_cabs2(g);
     return pt_cscale(g, -c->step / (sqrtf(*v) + c->epsilon));
   }
   if (c->momentum > 0.f) { /* SGD with momentum (PyTorch's form, no dampening) */
@@ -116,12 +121,12 @@ PT_HD static inline ptyc_c32 pt_optim_update_c32(const pt_optim_coeffs *c, ptyc_
 PT_HD static inline double pt_optim_update_real(const pt_optim_coeffs *c, double g, double *m,
                                                 double *v) {
   if (c->kind == PTYC_OPTIMIZER_ADAM) {
-    *m = c->decay1 * *m + (1.0 - c->decay1) * g;
-    *v = c->decay2 * *v + (1.0 - c->decay2) * g * g;
+    *m = c->decay1 * *m + c->keep1 * g;
+    *v = c->decay2 * *v + c->keep2 * g * g;
     return -c->step * *m * c->bias1 / (sqrt(*v * c->bias2) + c->epsilon);
   }
   if (c->kind == PTYC_OPTIMIZER_RMSPROP) {
-    *v = c->decay2 * *v + (1.0 - c->decay2) * g * g;
+    *v = c->decay2 * *v + c->keep2 * g * g;
     return -c->step * g / (sqrt(*v) + c->epsilon);
   }
   if (c->momentum > 0.f) {

@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "build_config.h"
 #include "cli/commands.h"
+#include "ptyc/backend.h"
+#include "ptyc/comm.h"
+#include "ptyc/engine.h"
 #include "ptyc/options.h"
 #include "ptyc/run.h"
 #include "ptyc/status.h"
@@ -21,6 +25,11 @@ static void usage(FILE *out) {
           "  --quiet                 print only warnings, errors and the final line\n"
           "Environment: PTYC_DEVICE=cpu|cuda overrides reconstructor.device;\n"
           "CUDA_VISIBLE_DEVICES decides which GPUs are visible.\n"
+          "Several ranks: under mpirun, mpiexec or srun every rank reads its share of the\n"
+          "patterns and uses GPU (local rank %% visible GPUs); only rank 0 prints progress\n"
+          "and writes files, and the result is that of one rank. Without a launcher, a\n"
+          "node with several visible GPUs runs one rank per GPU through 'ptyc launch'\n"
+          "(reconstructor.gpus limits them).\n"
           "Outputs in output.directory: recon.h5, object_phase.png, object_amplitude.png,\n"
           "probe.png, cost.png, log.jsonl, and checkpoint.h5 every\n"
           "output.checkpoint_every iterations. SIGINT (Ctrl-C) or SIGTERM stops after the\n"
@@ -50,6 +59,50 @@ static void catch_stop_signals(struct sigaction old[2]) {
 static void restore_signals(const struct sigaction old[2]) {
   sigaction(SIGINT, &old[0], NULL);
   sigaction(SIGTERM, &old[1], NULL);
+}
+
+/* Without any launcher, on a node with several visible GPUs, a CUDA run uses
+ * reconstructor.gpus of them (0 = all), one rank each, by starting itself again through
+ * `ptyc launch`, which replaces this process by mpirun. Returns only when it does not
+ * launch (one GPU, the CPU, no MPI in this build, or no mpirun). */
+static void launch_on_gpus(const ptyc_options *opts, int argc, char **argv) {
+  ptyc_device_kind device;
+  char notice[320];
+  if (!ptyc_engine_data_parallel(opts->reconstructor.engine) ||
+      ptyc_resolve_device(opts->reconstructor.device, &device, notice, sizeof notice) !=
+          PTYC_OK ||
+      device != PTYC_DEVICE_CUDA)
+    return;
+  int visible = ptyc_cuda_device_count(), wanted = opts->reconstructor.gpus;
+  int gpus = wanted > 0 && wanted < visible ? wanted : visible;
+  if (gpus < 2) return;
+  if (!PTYC_HAVE_MPI) {
+    fprintf(stderr, "ptyc run: note: %d GPUs are visible but this ptyc was built without MPI: "
+                    "using one (rebuild with -DPTYC_MPI=ON, or set reconstructor.gpus = 1)\n",
+            visible);
+    return;
+  }
+  char count[16];
+  snprintf(count, sizeof count, "%d", gpus);
+  char **args = calloc((size_t)argc + 4, sizeof *args);
+  if (args == NULL) return;
+  int n = 0;
+  args[n++] = "launch";
+  args[n++] = "--nproc-per-node";
+  args[n++] = count;
+  for (int i = 0; i < argc; i++) args[n++] = argv[i]; /* "run" and its arguments */
+  pt_cmd_launch(n, args); /* returns only if mpirun could not be started */
+  fprintf(stderr, "ptyc run: note: could not start %d ranks (see above): running on one GPU; "
+                  "set reconstructor.gpus = 1 to skip the attempt\n", gpus);
+  free(args);
+}
+
+/* An error line; ranks after the first name themselves. */
+static void print_error(int rank, const char *text) {
+  if (rank > 0)
+    fprintf(stderr, "[rank %d] ptyc run: error: %s\n", rank, text);
+  else
+    fprintf(stderr, "ptyc run: error: %s\n", text);
 }
 
 /* Prints argv as a command line to paste, quoting what the shell would split. */
@@ -116,9 +169,16 @@ int pt_cmd_run(int argc, char **argv) {
     free(sets);
     return 2;
   }
+  ptyc_rank_env env; /* the launcher's: rank 0 of 1 without one */
+  ptyc_rank_env_detect(&env);
   ptyc_options opts;
   ptyc_status st = ptyc_options_load(job, sets, n_sets, &opts);
   free(sets);
+  if (st == PTYC_OK && env.size == 1 && strcmp(env.launcher, "none") == 0)
+    launch_on_gpus(&opts, argc, argv);
+  ptyc_comm *comm = NULL;
+  if (st == PTYC_OK) st = ptyc_comm_create(&env, &comm); /* MPI_Init with several ranks */
+  flags.comm = comm;
   ptyc_run_result result;
   if (st == PTYC_OK) {
     struct sigaction old[2];
@@ -128,20 +188,27 @@ int pt_cmd_run(int argc, char **argv) {
     st = ptyc_run_job(&opts, &flags, &result);
     restore_signals(old);
   }
-  if (st == PTYC_E_INTERRUPTED) {
+  if (st == PTYC_E_INTERRUPTED) { /* every rank stopped after the same iteration */
     /* One line: what happened, what was kept, and the command that continues. */
-    fprintf(stderr, "ptyc run: %s; continue with: ", ptyc_last_error());
-    print_command(stderr, argc, argv);
-    fputc('\n', stderr);
+    if (env.rank == 0) {
+      fprintf(stderr, "ptyc run: %s; continue with: ", ptyc_last_error());
+      print_command(stderr, argc, argv);
+      fputc('\n', stderr);
+    }
+    ptyc_comm_free(comm);
     return 128 + (int)stop_signal;
   }
   if (st != PTYC_OK) {
-    fprintf(stderr, "ptyc run: error: %s\n", ptyc_last_error());
+    print_error(env.rank, ptyc_last_error());
+    /* The other ranks may be waiting for this one in a collective: end them all now. */
+    if (env.size > 1) ptyc_comm_abort(comm, 1);
+    ptyc_comm_free(comm);
     return 1;
   }
-  if (flags.quiet)
+  if (flags.quiet && env.rank == 0)
     printf("done %d iterations | loss %.4e | median %.1f ms/iteration | %s\n",
            result.iterations_done, result.final_loss, result.median_iteration_ms,
            result.device);
+  ptyc_comm_free(comm);
   return 0;
 }

@@ -97,6 +97,90 @@ static void base_options(ptyc_options *opts, int iterations) {
   opts->probe.modes = 2;
 }
 
+/* Runs iterations [from, to) of a fresh engine on a model holding `object`, `probe` and
+ * `positions` (NULL: the model's start), after loading `blob`; returns the losses and,
+ * when asked, the model and the engine state at the end. */
+static void run_span(ptyc_backend *be, const ptyc_dataset *ds, const ptyc_options *opts, int from,
+                     int to, ptyc_recon *state_in, void *blob, size_t blob_nbytes, double *losses,
+                     ptyc_recon *state_out, void **blob_out, size_t *blob_out_nbytes) {
+  ptyc_model model;
+  REQUIRE_OK(ptyc_model_init(be, ds, opts, &model));
+  if (state_in) {
+    REQUIRE_OK(ptyc_buf_upload(be, model.object, 0, state_in->object, model.object.nbytes));
+    REQUIRE_OK(ptyc_buf_upload(be, model.probe, 0, state_in->probe, model.probe.nbytes));
+    REQUIRE_OK(ptyc_buf_upload(be, model.positions, 0, state_in->positions_px, model.positions.nbytes));
+  }
+  ptyc_engine *engine;
+  REQUIRE_OK(ptyc_engine_create(&model, opts, &engine));
+  if (blob) REQUIRE_OK(ptyc_engine_load_state(engine, blob, blob_nbytes));
+  for (int it = from; it < to; it++) REQUIRE_OK(ptyc_engine_step(engine, it, &losses[it]));
+  if (state_out) REQUIRE_OK(ptyc_model_download(&model, state_out));
+  if (blob_out) REQUIRE_OK(ptyc_engine_save_state(engine, blob_out, blob_out_nbytes));
+  ptyc_engine_free(engine);
+  ptyc_model_free(&model);
+}
+
+/* Stopping after 6 iterations and going on from the saved model and engine state gives
+ * the uninterrupted run bit for bit (optimizer moments, update counts, positions). */
+static void test_resume(const ptyc_dataset *ds) {
+  enum { STOP = 6, END = 12 };
+  ptyc_options opts;
+  ptyc_options_default(&opts);
+  snprintf(opts.reconstructor.engine, sizeof opts.reconstructor.engine, "autodiff");
+  opts.reconstructor.batch_size = 48;
+  opts.probe.modes = 2;
+  opts.autodiff.positions_optimizable = 1;
+  opts.autodiff.positions.start = 3;
+  opts.autodiff.probe.optimizer = PTYC_OPTIMIZER_ADAM;
+  ptyc_backend *be;
+  REQUIRE_OK(ptyc_backend_create(PTYC_DEVICE_CPU, 0, 2, &be));
+  double straight[END], resumed[END];
+  ptyc_recon end_a = {0}, middle = {0}, end_b = {0};
+  run_span(be, ds, &opts, 0, END, NULL, NULL, 0, straight, &end_a, NULL, NULL);
+  void *blob = NULL;
+  size_t nbytes = 0;
+  run_span(be, ds, &opts, 0, STOP, NULL, NULL, 0, resumed, &middle, &blob, &nbytes);
+  run_span(be, ds, &opts, STOP, END, &middle, blob, nbytes, resumed, &end_b, NULL, NULL);
+  int same = memcmp(straight, resumed, sizeof straight) == 0 &&
+             memcmp(end_a.object, end_b.object, sizeof(ptyc_c32) * end_a.obj_h * end_a.obj_w) == 0 &&
+             memcmp(end_a.positions_px, end_b.positions_px, sizeof(double) * 2 * end_a.n_positions) == 0;
+  printf("autodiff resumed after %d of %d iterations from %zu bytes of engine state: %s\n", STOP, END,
+         nbytes, same ? "identical" : "DIFFERENT");
+  EXPECT(same);
+  EXPECT(nbytes > 0);
+  free(blob);
+  ptyc_recon *rs[] = {&end_a, &middle, &end_b};
+  for (int i = 0; i < 3; i++) free(rs[i]->object), free(rs[i]->probe), free(rs[i]->positions_px);
+  EXPECT(ptyc_backend_bytes_in_use(be) == 0);
+  ptyc_backend_free(be);
+}
+
+/* Patterns streamed from host memory batch by batch give the resident run bit for bit. */
+static void test_streaming(const ptyc_dataset *ds) {
+  ptyc_options opts;
+  ptyc_options_default(&opts);
+  snprintf(opts.reconstructor.engine, sizeof opts.reconstructor.engine, "autodiff");
+  opts.reconstructor.batch_size = 40; /* 4 batches of 36: the feed's two slots alternate */
+  opts.probe.modes = 2;
+  ptyc_backend *be;
+  REQUIRE_OK(ptyc_backend_create(PTYC_DEVICE_CPU, 0, 2, &be));
+  double losses[2][5];
+  ptyc_recon out[2] = {{0}, {0}};
+  ptyc_patterns_place places[2] = {PTYC_PATTERNS_RESIDENT, PTYC_PATTERNS_STREAM};
+  for (int i = 0; i < 2; i++) {
+    opts.reconstructor.patterns = places[i];
+    run_span(be, ds, &opts, 0, 5, NULL, NULL, 0, losses[i], &out[i], NULL, NULL);
+  }
+  int same = memcmp(losses[0], losses[1], sizeof losses[0]) == 0 &&
+             memcmp(out[0].object, out[1].object, sizeof(ptyc_c32) * out[0].obj_h * out[0].obj_w) == 0;
+  printf("autodiff with streamed patterns, 5 iterations: %s the resident run\n",
+         same ? "identical to" : "DIFFERENT from");
+  EXPECT(same);
+  for (int i = 0; i < 2; i++) free(out[i].object), free(out[i].probe), free(out[i].positions_px);
+  EXPECT(ptyc_backend_bytes_in_use(be) == 0);
+  ptyc_backend_free(be);
+}
+
 int main(int argc, char **argv) {
   ptyc_sim_params p;
   REQUIRE_OK(ptyc_sim_preset("small", &p));
@@ -156,6 +240,11 @@ int main(int argc, char **argv) {
   printf("autodiff with L1 1e-4 and TV 1e-3, 20 iterations: object NRMSE %.4f, loss %.4g -> %.4g\n",
          r.nrmse, r.first_loss, r.last_loss);
   EXPECT(r.last_loss < r.first_loss);
+
+  /* 5. Checkpoints. */
+  test_resume(ds);
+  /* 6. Streamed patterns. */
+  test_streaming(ds);
 
   (void)argc;
   (void)argv;

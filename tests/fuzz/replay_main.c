@@ -69,7 +69,7 @@ static int run_directory(const char *dir) {
     n++;
   }
   closedir(d);
-  qsort(names, n, sizeof *names, by_name);
+  if (n > 1) qsort(names, n, sizeof *names, by_name);
   int count = 0, bad = 0;
   for (size_t i = 0; i < n; i++) {
     char path[4096];

@@ -24,9 +24,14 @@ shift $(($# >= 2 ? 2 : 1))
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(config set dataset)
 
-# Scratch files on a RAM disk when there is one: each input is written to a file, and
-# rewriting a file on ext4 forces it to disk (20x slower).
-[ -d /dev/shm ] && [ -w /dev/shm ] && export TMPDIR=/dev/shm
+# Scratch files in a private directory, on a RAM disk when there is one: each input is
+# written to a file, and rewriting a file on ext4 forces it to disk (20x slower).
+# Fuzzing processes killed on a finding leave theirs behind: the directory goes at exit.
+shm=/tmp
+[ -d /dev/shm ] && [ -w /dev/shm ] && shm=/dev/shm
+TMPDIR=$(mktemp -d "$shm/ptyc_fuzz.XXXXXX") || exit 2
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 # Leaks inside libconfig and libhdf5 are upstream's (lsan.supp says which); UB stops.
 export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
@@ -41,16 +46,31 @@ culprit_frame() {
   grep -E '^ +#[0-9]+ 0x' | grep -vE '__interceptor_|__asan|__sanitizer|__ubsan|__lsan|compiler-rt|libclang_rt|/libc\.so|libc_start|/sysdeps/|string/\.\./|stdlib/|nptl/|signal/|fuzzer::|fuzz_[a-z]+\+0x' | head -1
 }
 
-# Sorts one finding: prints "ptyc", "libhdf5" or "gone", and its report to $2.
+# The first stack after the report's headline (read on stdin): where the fault is.
+fault_stack() {
+  awk '/ERROR: |runtime error|ALARM|out-of-memory|deadly signal/ { on = 1 }
+       on && /^ +#[0-9]+ 0x/ { print; seen = 1; next }
+       on && seen { exit }'
+}
+# The stack under "allocated by thread" (read on stdin): who owns the memory hit.
+alloc_stack() {
+  awk '/allocated by thread/ { on = 1; next }
+       on && /^ +#[0-9]+ 0x/ { print; seen = 1; next }
+       on && seen { exit }'
+}
+
+# Sorts one finding: prints "ptyc", "libhdf5" or "gone", and its report to $3.
 classify() {
-  local exe=$1 input=$2 report=$3
-  ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" "$exe" -timeout=10 -rss_limit_mb=2048 \
+  local exe=$1 input=$2 report=$3 limits=(-timeout=10 -rss_limit_mb=2048)
+  # Out of memory: find the one large malloc, whose stack says who asked for it.
+  case "$(basename "$input")" in oom-*) limits+=(-malloc_limit_mb=1024) ;; esac
+  ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" "$exe" "${limits[@]}" \
     "$input" >"$report" 2>&1 </dev/null
   if [ $? -eq 0 ]; then echo gone; return; fi
   # the stack of the fault, and the one of the allocation it hit, if any
   local fault alloc
-  fault=$(sed -n '/ERROR: \|runtime error\|ALARM\|out-of-memory\|deadly signal/,/^$/p' "$report" | culprit_frame)
-  alloc=$(sed -n '/allocated by thread/,/^$/p' "$report" | culprit_frame)
+  fault=$(fault_stack <"$report" | culprit_frame)
+  alloc=$(alloc_stack <"$report" | culprit_frame)
   if [[ "$fault" == *libhdf5* ]] && [[ "$alloc" != */src/* ]] && [[ "$alloc" != */engines/* ]]; then
     echo libhdf5
   else
@@ -87,8 +107,7 @@ for t in "${targets[@]}"; do
     case "$input" in *.txt) continue ;; esac
     kind=$(classify "$exe" "$input" "$report")
     summary=$(grep -m1 -E 'SUMMARY|ERROR:|runtime error|one-line|breaks a promise|left [0-9]+ HDF5|round trip|does not load back' "$report")
-    where=$(sed -n '/ERROR: \|runtime error\|ALARM\|out-of-memory\|deadly signal/,/^$/p' "$report" |
-      culprit_frame | sed -E 's/^ *#[0-9]+ 0x[0-9a-f]+ +(in )?//; s/ *\(BuildId: [0-9a-f]+\)//')
+    where=$(fault_stack <"$report" | culprit_frame | sed -E 's/^ *#[0-9]+ 0x[0-9a-f]+ +(in )?//; s/ *\(BuildId: [0-9a-f]+\)//')
     case "$kind" in
       gone) echo "  gone:    $(basename "$input") no longer fails" ;;
       libhdf5)

@@ -87,6 +87,22 @@ static const char *write_job(scratch *sc, const char *rest) {
     EXPECT_ERROR_HAS(want);                                                           \
   } while (0)
 
+static int same_param(const ptyc_autodiff_param_options *a, const ptyc_autodiff_param_options *b) {
+  return a->optimizer == b->optimizer && a->step == b->step && a->start == b->start &&
+         a->stop == b->stop;
+}
+
+static int same_autodiff(const ptyc_autodiff_options *a, const ptyc_autodiff_options *b) {
+  return a->loss == b->loss && a->optimizer == b->optimizer && a->momentum == b->momentum &&
+         a->nesterov == b->nesterov && a->adam_beta1 == b->adam_beta1 &&
+         a->adam_beta2 == b->adam_beta2 && a->rmsprop_alpha == b->rmsprop_alpha &&
+         a->epsilon == b->epsilon && a->illumination_mix == b->illumination_mix &&
+         a->l1_weight == b->l1_weight && a->tv_weight == b->tv_weight &&
+         a->positions_optimizable == b->positions_optimizable &&
+         same_param(&a->object, &b->object) && same_param(&a->probe, &b->probe) &&
+         same_param(&a->positions, &b->positions);
+}
+
 static int same_options(const ptyc_options *a, const ptyc_options *b) {
   return strcmp(a->data.path, b->data.path) == 0 &&
          strcmp(a->data.format, b->data.format) == 0 &&
@@ -109,7 +125,8 @@ static int same_options(const ptyc_options *a, const ptyc_options *b) {
          a->lsqml.step_regularization == b->lsqml.step_regularization &&
          a->lsqml.max_step == b->lsqml.max_step &&
          strcmp(a->output.directory, b->output.directory) == 0 &&
-         a->output.every == b->output.every && a->output.png == b->output.png;
+         a->output.every == b->output.every && a->output.png == b->output.png &&
+         same_autodiff(&a->autodiff, &b->autodiff);
 }
 
 /* `path` ends with `tail`. */
@@ -511,6 +528,13 @@ static void test_shipped_configs(void) {
     EXPECT(o.lsqml.noise_model == (i == 0 ? PTYC_NOISE_GAUSSIAN : PTYC_NOISE_POISSON));
     EXPECT(strstr(o.output.directory, "/configs/../out/small") != NULL);
   }
+
+  snprintf(path, sizeof path, "%s/configs/small_autodiff.cfg", repo);
+  REQUIRE_OK(ptyc_options_load(path, NULL, 0, &o));
+  EXPECT_STREQ(o.reconstructor.engine, "autodiff");
+  EXPECT(o.reconstructor.iterations == 40 && o.reconstructor.batch_size == 48);
+  EXPECT(o.probe.modes == 2);
+  EXPECT(o.autodiff.loss == PTYC_LOSS_AMPLITUDE && o.autodiff.optimizer == PTYC_OPTIMIZER_SGD);
 
   snprintf(path, sizeof path, "%s/configs/medium_gpu.cfg", repo);
   REQUIRE_OK(ptyc_options_load(path, NULL, 0, &o));

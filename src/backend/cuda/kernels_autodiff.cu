@@ -285,11 +285,15 @@ __global__ void optimizer_kernel(pt_optim_coeffs c, float grad_scale, float den_
       float d = (1.f - den_mix) * __ldg(den + di) + mixed_max;
       s = d > 0.f ? grad_scale / d : 0.f;
     }
-    ptyc_c32 m = load_c32(mean + i);
-    float v = mean_square[i];
+    /* Each rule touches only the state it keeps: SGD m (with momentum), RMSprop v,
+     * Adam both; the object's state is large and read every minibatch. */
+    const bool keeps_m = c.kind == PTYC_OPTIMIZER_ADAM || (c.kind == PTYC_OPTIMIZER_SGD && c.momentum > 0.f);
+    const bool keeps_v = c.kind != PTYC_OPTIMIZER_SGD;
+    ptyc_c32 m = keeps_m ? load_c32(mean + i) : pt_c32(0.f, 0.f);
+    float v = keeps_v ? mean_square[i] : 0.f;
     ptyc_c32 change = pt_optim_update_c32(&c, pt_cscale(ldg_c32(grad + i), s), &m, &v);
-    store_c32(mean + i, m);
-    mean_square[i] = v;
+    if (keeps_m) store_c32(mean + i, m);
+    if (keeps_v) mean_square[i] = v;
     store_c32(param + i, pt_cadd(load_c32(param + i), change));
   }
 }
