@@ -53,10 +53,16 @@ fail:
 ptyc_status pt_farfield_run(pt_farfield *f, const ptyc_scan *scan, int first, int n,
                             ptyc_buf object, ptyc_buf probe, const pt_farfield_data *data,
                             const pt_farfield_grads *grads) {
-  ptyc_fft *plan = n == f->batch_max ? f->plan_big : (n == f->batch_max - 1 ? f->plan_small : NULL);
-  if (plan == NULL)
-    return ptyc_fail(PTYC_E_ARG, "pt_farfield_run: a minibatch of %d entries was not planned "
-                                 "(largest %d)", n, f->batch_max);
+  if (n < 1 || n > f->batch_max)
+    return ptyc_fail(PTYC_E_ARG, "pt_farfield_run: a minibatch of %d entries (planned: 1 to %d)",
+                     n, f->batch_max);
+  /* The batch's own plan where there is one, else the first n K images of the largest. */
+  ptyc_fft *plan = f->plan_big;
+  int images = 0;
+  if (n == f->batch_max - 1 && f->plan_small != NULL)
+    plan = f->plan_small;
+  else if (n < f->batch_max)
+    images = n * f->n_modes;
   pt_farfield_grads none = {.object = {0}};
   if (grads == NULL) grads = &none;
   const int want_object = grads->object.ptr != NULL || grads->illumination.ptr != NULL;
@@ -93,6 +99,7 @@ ptyc_status pt_farfield_run(pt_farfield *f, const ptyc_scan *scan, int first, in
 
   r = (pt_record){.prim = &pt_prim_fft, .at = at, .backward = want_probe || want_positions};
   r.u.fft.plan = plan; /* p = G S: the shifted probes */
+  r.u.fft.count = images;
   r.u.fft.inverse = 1;
   r.u.fft.data = probes;
   r.u.fft.grad = probes;
@@ -111,6 +118,7 @@ ptyc_status pt_farfield_run(pt_farfield *f, const ptyc_scan *scan, int first, in
 
   r = (pt_record){.prim = &pt_prim_fft, .at = at, .backward = backward};
   r.u.fft.plan = plan; /* Psi = F psi */
+  r.u.fft.count = images;
   r.u.fft.inverse = 0;
   r.u.fft.data = waves;
   r.u.fft.grad = waves;

@@ -56,14 +56,16 @@ typedef struct pt_farfield_data {
 /* Device bytes pt_farfield_init allocates. */
 size_t pt_farfield_plan_bytes(int m, int n_modes, int batch_max);
 
-/* Plans FFTs for minibatches of batch_max and, if with_smaller, batch_max - 1 entries. */
+/* Plans FFTs for minibatches of batch_max and, if with_smaller, batch_max - 1 entries;
+ * other sizes (a rank's varying part of a minibatch) run the first images of the
+ * largest plan (ptyc_fft_exec_count). */
 ptyc_status pt_farfield_init(pt_farfield *f, ptyc_backend *be, int m, int n_modes,
                              int batch_max, int with_smaller);
 void pt_farfield_free(pt_farfield *f);
 
-/* The forward model of entries [first, first + n) of scan->order (n = batch_max, or
- * batch_max - 1 when planned), the cost of each entry in f->cost, and the gradients that
- * `grads` asks for (grads NULL or all {NULL}: forward only). */
+/* The forward model of entries [first, first + n) of scan->order (1 <= n <= batch_max),
+ * the cost of each entry in f->cost, and the gradients that `grads` asks for (grads NULL
+ * or all {NULL}: forward only). */
 ptyc_status pt_farfield_run(pt_farfield *f, const ptyc_scan *scan, int first, int n,
                             ptyc_buf object, ptyc_buf probe, const pt_farfield_data *data,
                             const pt_farfield_grads *grads);

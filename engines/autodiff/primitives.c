@@ -17,16 +17,23 @@
 
 /* ---- 2-D FFT, in place ---------------------------------------------------------------------- */
 
+/* The record's transform of `data`: all planned images, or the first `count`. */
+static ptyc_status fft_run(ptyc_backend *be, const pt_record *r, ptyc_buf data, int inverse) {
+  if (r->u.fft.count > 0)
+    return ptyc_fft_exec_count(be, r->u.fft.plan, data, r->u.fft.count, inverse);
+  return ptyc_fft_exec(be, r->u.fft.plan, data, inverse);
+}
+
 static ptyc_status fft_forward(const pt_record *r) {
   ptyc_backend *be = r->at.be;
   if (r->u.fft.in.ptr != NULL && r->u.fft.in.ptr != r->u.fft.data.ptr)
     PT_TRY(ptyc_buf_copy(be, r->u.fft.data, 0, r->u.fft.in, 0, r->u.fft.in.nbytes));
-  return ptyc_fft_exec(be, r->u.fft.plan, r->u.fft.data, r->u.fft.inverse);
+  return fft_run(be, r, r->u.fft.data, r->u.fft.inverse);
 }
 
 static ptyc_status fft_vjp(const pt_record *r) {
   /* y = F x: grad x = G grad y; y = G x: grad x = F grad y. */
-  return ptyc_fft_exec(r->at.be, r->u.fft.plan, r->u.fft.grad, !r->u.fft.inverse);
+  return fft_run(r->at.be, r, r->u.fft.grad, !r->u.fft.inverse);
 }
 
 const pt_primitive pt_prim_fft = {"fft", fft_forward, fft_vjp};

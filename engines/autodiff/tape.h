@@ -43,12 +43,14 @@ struct pt_record {
   int backward; /* 0: the backward pass skips this record (no gradient flows through) */
   union {
     /* pt_prim_fft: data = F data (forward) or G data (inverse, unnormalised), in place,
-     * on `count` images planned in `plan`; `in`, when given, is copied to `data` first.
-     * VJP (F^H = G, G^H = F): grad = G grad (or F grad) in place; it is then also the
-     * gradient of `in`. */
+     * on the images planned in `plan`, or only its first `count` when count > 0 (a
+     * batch smaller than planned: ptyc_fft_exec_count); `in`, when given, is copied to
+     * `data` first. VJP (F^H = G, G^H = F): grad = G grad (or F grad) in place; it is
+     * then also the gradient of `in`. */
     struct {
       ptyc_fft *plan;
       int inverse;
+      int count;
       ptyc_buf in, data, grad;
     } fft;
     /* pt_prim_shift: out[b][k] = scale * spectrum[k] * ramp(f_b) (ptyc_op_shift_spectrum).

@@ -1,7 +1,8 @@
 /* recon_diff A.h5 B.h5 [TOL]: the relative difference of two reconstructions,
  * ||O_A - O_B|| / ||O_A|| over /object (and the same for /probe), read through
- * include/ptyc/recon_io.h. Prints both; exits 0 when the object's is <= TOL (default
- * 1e-4), 1 when it is larger or the objects differ in size, 2 on a usage or read error.
+ * include/ptyc/recon_io.h, and the largest difference of the positions in pixels.
+ * Prints them; exits 0 when the object's is <= TOL (default 1e-4), 1 when it is larger
+ * or the objects differ in size, 2 on a usage or read error.
  * The multi-rank tests compare an N-rank run with a 1-rank run with it. */
 #include <math.h>
 #include <stdio.h>
@@ -40,7 +41,16 @@ int main(int argc, char **argv) {
   } else {
     double object = relative_difference(a->object, b->object, (size_t)a->obj_h * a->obj_w);
     double probe = relative_difference(a->probe, b->probe, (size_t)a->n_modes * a->m * a->m);
-    printf("object %.3e probe %.3e (relative; object tolerance %.1e)\n", object, probe, tol);
+    /* Refined positions: the largest difference of a coordinate, in pixels. */
+    double positions = 0.0;
+    int same_n = a->n_positions == b->n_positions && a->positions_px && b->positions_px;
+    for (int i = 0; same_n && i < 2 * a->n_positions; i++) {
+      double d = fabs(a->positions_px[i] - b->positions_px[i]);
+      if (d > positions) positions = d;
+    }
+    printf("object %.3e probe %.3e (relative; object tolerance %.1e)", object, probe, tol);
+    if (same_n) printf(" positions %.1e px (largest)", positions);
+    printf("\n");
     code = object <= tol ? 0 : 1;
   }
   ptyc_recon_free(a);

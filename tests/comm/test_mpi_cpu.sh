@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Several ranks on the CPU through MPI (ptyc launch -> mpirun):
 #   - 2 and 3 ranks (unequal shares) give the 1-rank reconstruction: relative object
-#     difference <= 1e-4 after 20 iterations; also with spatially compact batches and
-#     streamed patterns, where some ranks own none of a batch;
+#     difference <= 1e-4 after 20 iterations, for both engines (lsqml, autodiff); also
+#     with spatially compact batches and streamed patterns, where some ranks own none of
+#     a batch, and for autodiff with position refinement on;
 #   - only rank 0 prints progress and writes: one output set, one log line per iteration;
 #   - an error on rank 1 (the test hook PTYC_TEST_FAIL_RANK) ends every rank within
 #     seconds, with a non-zero exit, rank 1's error, and no recon.h5.
@@ -69,6 +70,30 @@ compact=(--set reconstructor.batch_order=\"compact\")
 run one_compact 1 "${compact[@]}"
 run three_compact 3 "${compact[@]}" --set reconstructor.patterns=\"stream\"
 same one_compact three_compact
+
+# The autodiff engine: the same equalities. With position refinement (from iteration
+# 5) on compact batches and streamed patterns, the positions must agree as well.
+autodiff=(--set reconstructor.engine=\"autodiff\")
+run ad_one 1 "${autodiff[@]}"
+run ad_two 2 "${autodiff[@]}"
+run ad_three 3 "${autodiff[@]}"
+same ad_one ad_two
+same ad_one ad_three
+refine=("${autodiff[@]}" --set autodiff.positions_optimizable=true
+  --set autodiff.positions_start=5 "${compact[@]}")
+run ad_pos_one 1 "${refine[@]}"
+run ad_pos_three 3 "${refine[@]}" --set reconstructor.patterns=\"stream\"
+same ad_pos_one ad_pos_three
+if [ -f "$tmp/ad_pos_one/recon.h5" ] && [ -f "$tmp/ad_pos_three/recon.h5" ]; then
+  line=$("$recon_diff" "$tmp/ad_pos_one/recon.h5" "$tmp/ad_pos_three/recon.h5" 1e-4)
+  moved=$("$recon_diff" "$tmp/ad_one/recon.h5" "$tmp/ad_pos_one/recon.h5" 1 |
+    sed -n 's/.*positions \([^ ]*\) px.*/\1/p')
+  echo "refinement moved positions by up to $moved px"
+  awk -v m="$moved" 'BEGIN { exit !(m > 1e-3) }' || fail "position refinement moved nothing ($moved px)"
+  diff=$(echo "$line" | sed -n 's/.*positions \([^ ]*\) px.*/\1/p')
+  awk -v d="$diff" 'BEGIN { exit !(d <= 1e-3) }' ||
+    fail "3-rank refined positions differ from 1 rank's by $diff px"
+fi
 
 # One output set: rank 0 alone printed and wrote.
 for name in two three; do

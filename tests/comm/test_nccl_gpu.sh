@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Several GPUs (labels comm, gpu): 2 ranks on 2 GPUs through NCCL give the 1-GPU
 # reconstruction (relative object difference <= 1e-4 after 20 iterations), as do the
-# MPI host-copy path (PTYC_NCCL=0) and `ptyc run` launching itself on the visible GPUs;
+# MPI host-copy path (PTYC_NCCL=0) and `ptyc run` launching itself on the visible GPUs,
+# for both engines (autodiff with position refinement on);
 # more ranks than GPUs on a node is a clear error. Exit 77 (skipped) with fewer than
 # two usable GPUs or without MPI.
 #   test_nccl_gpu.sh PTYC RECON_DIFF REPO
@@ -61,6 +62,15 @@ same one host_copies
 CUDA_VISIBLE_DEVICES=0,1 run auto "$ptyc" run "$tmp/job.cfg"
 grep -qE "^ranks +2 " "$tmp/auto.out" || fail "ptyc run did not start 2 ranks on 2 GPUs"
 same one auto
+
+# The autodiff engine, refining positions from iteration 5.
+autodiff=(--set reconstructor.engine=\"autodiff\" --set autodiff.positions_optimizable=true
+  --set autodiff.positions_start=5)
+run ad_one "$ptyc" run "$tmp/job.cfg" --set reconstructor.gpus=1 "${autodiff[@]}"
+run ad_two "$ptyc" launch --nproc-per-node 2 run "$tmp/job.cfg" "${autodiff[@]}"
+same ad_one ad_two
+PTYC_NCCL=0 run ad_host_copies "$ptyc" launch --nproc-per-node 2 run "$tmp/job.cfg" "${autodiff[@]}"
+same ad_one ad_host_copies
 
 # One GPU per rank: more ranks than GPUs on a node is an error, not a hang.
 timeout 120 "$ptyc" launch --nproc-per-node $((gpus + 1)) run "$tmp/job.cfg" \
