@@ -1,9 +1,12 @@
 /* `ptyc`: parses the subcommand and dispatches; each subcommand lives in cmd_*.c. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "build_config.h"
 #include "cli/commands.h"
+#include "ptyc/engine.h"
 
 static const struct {
   const char *name;
@@ -32,7 +35,9 @@ static void print_version(void) {
   /* several ranks: MPI (its standard's version) and NCCL for GPU-to-GPU sums */
   printf("ranks: %s, %s\n", PTYC_HAVE_MPI ? "mpi " PTYC_MPI_VERSION : "no mpi",
          PTYC_HAVE_NCCL ? "nccl " PTYC_NCCL_VERSION : "no nccl");
-  printf("engines: lsqml\n");
+  printf("engines:");
+  for (const char *const *name = ptyc_engine_names(); *name; name++) printf(" %s", *name);
+  printf("\n");
 }
 
 static void print_usage(FILE *out) {
@@ -42,7 +47,23 @@ static void print_usage(FILE *out) {
   fprintf(out, "\n  --version  print the version and the build's features\n");
 }
 
+/* A fatal signal: say in one line what most likely happened, then die of the signal as
+ * before (exit status, core dump and debuggers unchanged). libhdf5 1.10 crashes on some
+ * byte-corrupted files (tests/fuzz/libhdf5_findings/) before ptyc can validate them. */
+static void on_fatal_signal(int sig) {
+  static const char msg[] =
+      "ptyc: error: crashed on a fatal signal; if an input file was being read it is most "
+      "likely corrupt (check it with h5dump), otherwise please report this\n";
+  ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 int main(int argc, char **argv) {
+  signal(SIGSEGV, on_fatal_signal);
+  signal(SIGBUS, on_fatal_signal);
+  signal(SIGFPE, on_fatal_signal);
   if (argc < 2) {
     print_usage(stderr);
     return 2;

@@ -59,6 +59,14 @@ expect 1 "bad.h5" -- "$ptyc" run "$tmp/job.cfg" --set data.path="$tmp/bad.h5"
 expect 1 "nope.h5" -- "$ptyc" run "$tmp/job.cfg" --set data.path="$tmp/nope.h5"
 [ ! -e "$tmp/out" ] || fail "rejected data wrote $tmp/out"
 
+# A file on which libhdf5 1.10 itself crashes: still one line saying what is wrong and a
+# non-zero exit (a fixed libhdf5 gives ptyc's own error instead; both pass).
+crash="$repo/tests/fuzz/libhdf5_findings/segv_null_H5F__accum_read.h5"
+if [ -f "$crash" ]; then
+  "$ptyc" info "$crash" >"$tmp/stdout" 2>"$tmp/err" && fail "ptyc info succeeded on a corrupt file"
+  grep -q "error" "$tmp/err" || fail "no error line for a corrupt file: $(cat "$tmp/err")"
+fi
+
 # device "cuda" without a usable GPU is an error, not a silent CPU run.
 if "$ptyc" devices | grep -q "none usable"; then
   expect 1 "cuda" -- "$ptyc" run "$tmp/job.cfg" --set reconstructor.device=cuda
