@@ -10,31 +10,6 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "pt_try.h"
 
-static pt_cuda_batch make_batch(const ptyc_scan *scan, int first, int n) {
-  pt_cuda_batch batch;
-  batch.positions = scan->positions.ptr;
-  batch.order = scan->order.ptr;
-  batch.first = first;
-  batch.n = n;
-  batch.m = scan->m;
-  batch.n_modes = scan->n_modes;
-  batch.obj_w = scan->obj_w;
-  return batch;
-}
-
-/* Batch entries per launch when each needs `nbytes` of scratch (0 if not even one). */
-static int entries_per_launch(size_t nbytes) {
-  size_t entries = PT_CUDA_SCRATCH_NBYTES / nbytes;
-  return entries > INT_MAX ? INT_MAX : (int)entries;
-}
-
-static ptyc_status scratch_too_small(const char *op, size_t nbytes) {
-  return ptyc_fail(PTYC_E_UNSUPPORTED,
-                   "%s needs %zu bytes of scratch per position, more than the CUDA backend's "
-                   "%zu: the probe window is too large for this build",
-                   op, nbytes, (size_t)PT_CUDA_SCRATCH_NBYTES);
-}
-
 ptyc_status pt_cuda_loss_gradient(void *vctx, const ptyc_scan *scan, int first, int n,
                                   ptyc_loss loss, const float *patterns, const float *mask,
                                   ptyc_c32 *waves, double *cost) {
@@ -44,12 +19,12 @@ ptyc_status pt_cuda_loss_gradient(void *vctx, const ptyc_scan *scan, int first, 
     return ptyc_fail(PTYC_E_UNSUPPORTED, "loss_gradient: %d probe modes, the CUDA backend "
                      "takes at most %d", scan->n_modes, PT_CUDA_MAX_MODES);
   size_t per_entry = (size_t)pt_cuda_blocks_per_position(scan->m) * sizeof(double);
-  int step = entries_per_launch(per_entry);
-  if (step == 0) return scratch_too_small("loss_gradient", per_entry);
+  int step = pt_cuda_entries_per_launch(per_entry);
+  if (step == 0) return pt_cuda_scratch_too_small("loss_gradient", per_entry);
   size_t images = (size_t)scan->n_modes * scan->m * scan->m;
   for (int b0 = 0; b0 < n; b0 += step) {
     int count = n - b0 < step ? n - b0 : step;
-    PT_LAUNCH(ctx, pt_cuda_launch_loss_gradient(make_batch(scan, first + b0, count), (int)loss,
+    PT_LAUNCH(ctx, pt_cuda_launch_loss_gradient(pt_cuda_make_batch(scan, first + b0, count), (int)loss,
                                                 patterns, mask, waves + (size_t)b0 * images,
                                                 cost + b0, ctx->scratch, ctx->stream));
   }
@@ -64,7 +39,7 @@ ptyc_status pt_cuda_exit_waves_vjp(void *vctx, const ptyc_scan *scan, int first,
   pt_cuda_ctx *ctx = vctx;
   PT_CUDA(cudaSetDevice(ctx->device));
   if (n == 0) return PTYC_OK;
-  PT_LAUNCH(ctx, pt_cuda_launch_exit_waves_vjp(make_batch(scan, first, n), object, probes,
+  PT_LAUNCH(ctx, pt_cuda_launch_exit_waves_vjp(pt_cuda_make_batch(scan, first, n), object, probes,
                                                grad_psi, grad_object, illumination, grad_probes,
                                                object_intensity, ctx->stream));
   return PTYC_OK;
@@ -76,13 +51,13 @@ ptyc_status pt_cuda_shift_position_gradient(void *vctx, const ptyc_scan *scan, i
   pt_cuda_ctx *ctx = vctx;
   PT_CUDA(cudaSetDevice(ctx->device));
   size_t per_entry = pt_cuda_shift_gradient_scratch_per_position(scan->m);
-  int step = entries_per_launch(per_entry);
-  if (step == 0) return scratch_too_small("shift_position_gradient", per_entry);
+  int step = pt_cuda_entries_per_launch(per_entry);
+  if (step == 0) return pt_cuda_scratch_too_small("shift_position_gradient", per_entry);
   size_t images = (size_t)scan->n_modes * scan->m * scan->m;
   for (int b0 = 0; b0 < n; b0 += step) {
     int count = n - b0 < step ? n - b0 : step;
     PT_LAUNCH(ctx, pt_cuda_launch_shift_position_gradient(
-                       make_batch(scan, first + b0, count), spectrum, scale,
+                       pt_cuda_make_batch(scan, first + b0, count), spectrum, scale,
                        grad_spectra + (size_t)b0 * images, out + 4 * (size_t)b0, ctx->scratch,
                        ctx->stream));
   }
@@ -109,7 +84,7 @@ ptyc_status pt_cuda_position_step(void *vctx, const ptyc_scan *scan, int first, 
   PT_CUDA(cudaSetDevice(ctx->device));
   if (n == 0) return PTYC_OK;
   pt_optim_coeffs c = pt_optim_coeffs_of(p);
-  PT_LAUNCH(ctx, pt_cuda_launch_position_step(make_batch(scan, first, n), scan->positions.ptr,
+  PT_LAUNCH(ctx, pt_cuda_launch_position_step(pt_cuda_make_batch(scan, first, n), scan->positions.ptr,
                                               scan->obj_h - scan->m, scan->obj_w - scan->m, &c,
                                               p->grad_scale, grad, den, den_count, state,
                                               ctx->scratch, ctx->stream));

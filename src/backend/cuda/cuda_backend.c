@@ -4,6 +4,7 @@
  * Everything this backend does is queued on its one stream, in order; only download
  * and sync wait for it. Every entry point first makes the backend's device current, so
  * several backends (on several devices) can live in one thread. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,32 @@ ptyc_status pt_cuda_device_info(int index, ptyc_device_info *info) {
   info->memory_total = total_bytes;
   info->memory_free = free_bytes;
   return PTYC_OK;
+}
+
+/* ---- helpers of the op files -------------------------------------------------------------- */
+
+pt_cuda_batch pt_cuda_make_batch(const ptyc_scan *scan, int first, int n) {
+  pt_cuda_batch batch;
+  batch.positions = scan->positions.ptr;
+  batch.order = scan->order.ptr;
+  batch.first = first;
+  batch.n = n;
+  batch.m = scan->m;
+  batch.n_modes = scan->n_modes;
+  batch.obj_w = scan->obj_w;
+  return batch;
+}
+
+int pt_cuda_entries_per_launch(size_t nbytes) {
+  size_t entries = PT_CUDA_SCRATCH_NBYTES / nbytes;
+  return entries > INT_MAX ? INT_MAX : (int)entries;
+}
+
+ptyc_status pt_cuda_scratch_too_small(const char *op, size_t nbytes) {
+  return ptyc_fail(PTYC_E_UNSUPPORTED,
+                   "%s needs %zu bytes of scratch per position, more than the CUDA backend's "
+                   "%zu: the probe window is too large for this build",
+                   op, nbytes, (size_t)PT_CUDA_SCRATCH_NBYTES);
 }
 
 /* ---- lifetime ---------------------------------------------------------------------------- */

@@ -35,6 +35,15 @@ typedef struct pt_cuda_ctx {
 /* Record a failed CUDA runtime / cuFFT call as the last error (statement, the
  * library's own text, file:line, current device) and return its ptyc_status. */
 ptyc_status pt_cuda_error(cudaError_t err, const char *what, const char *file, int line);
+
+/* Helpers of the op files (cuda_ops.c, cuda_autodiff_ops.c), in cuda_backend.c. */
+struct pt_cuda_batch;
+/* The kernels' view of batch entries [first, first + n) of a scan. */
+struct pt_cuda_batch pt_cuda_make_batch(const ptyc_scan *scan, int first, int n);
+/* Batch entries per launch when each needs `nbytes` of scratch (0 if not even one). */
+int pt_cuda_entries_per_launch(size_t nbytes);
+/* The error when even one entry's scratch does not fit. */
+ptyc_status pt_cuda_scratch_too_small(const char *op, size_t nbytes);
 ptyc_status pt_cufft_error(cufftResult err, const char *what, const char *file, int line);
 
 /* Return from the current function with PTYC_E_DEVICE if `expr` fails. */

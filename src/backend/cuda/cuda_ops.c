@@ -8,31 +8,6 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "pt_try.h"
 
-static pt_cuda_batch make_batch(const ptyc_scan *scan, int first, int n) {
-  pt_cuda_batch batch;
-  batch.positions = scan->positions.ptr;
-  batch.order = scan->order.ptr;
-  batch.first = first;
-  batch.n = n;
-  batch.m = scan->m;
-  batch.n_modes = scan->n_modes;
-  batch.obj_w = scan->obj_w;
-  return batch;
-}
-
-/* Batch entries per launch when each needs `nbytes` of scratch (0 if not even one). */
-static int entries_per_launch(size_t nbytes) {
-  size_t entries = PT_CUDA_SCRATCH_NBYTES / nbytes;
-  return entries > INT_MAX ? INT_MAX : (int)entries;
-}
-
-static ptyc_status scratch_too_small(const char *op, size_t nbytes) {
-  return ptyc_fail(PTYC_E_UNSUPPORTED,
-                   "%s needs %zu bytes of scratch per position, more than the CUDA backend's "
-                   "%zu: the probe window is too large for this build",
-                   op, nbytes, (size_t)PT_CUDA_SCRATCH_NBYTES);
-}
-
 static size_t image_count(const ptyc_scan *scan) { return (size_t)scan->m * scan->m; }
 
 /* ---- element-wise and reductions -------------------------------------------------------- */
@@ -97,12 +72,12 @@ ptyc_status pt_cuda_shift_spectrum(void *vctx, const ptyc_scan *scan, int first,
   pt_cuda_ctx *ctx = vctx;
   PT_CUDA(cudaSetDevice(ctx->device));
   size_t per_entry = 2 * (size_t)scan->m * sizeof(ptyc_c32);
-  int step = entries_per_launch(per_entry);
-  if (step == 0) return scratch_too_small("shift_spectrum", per_entry);
+  int step = pt_cuda_entries_per_launch(per_entry);
+  if (step == 0) return pt_cuda_scratch_too_small("shift_spectrum", per_entry);
   size_t images = (size_t)scan->n_modes * image_count(scan);
   for (int b0 = 0; b0 < n; b0 += step) {
     int count = n - b0 < step ? n - b0 : step;
-    PT_LAUNCH(ctx, pt_cuda_launch_shift_spectrum(make_batch(scan, first + b0, count), spectrum,
+    PT_LAUNCH(ctx, pt_cuda_launch_shift_spectrum(pt_cuda_make_batch(scan, first + b0, count), spectrum,
                                                  scale, out + (size_t)b0 * images,
                                                  ctx->scratch, ctx->stream));
   }
@@ -114,12 +89,12 @@ ptyc_status pt_cuda_unshift_accumulate(void *vctx, const ptyc_scan *scan, int fi
   pt_cuda_ctx *ctx = vctx;
   PT_CUDA(cudaSetDevice(ctx->device));
   size_t per_entry = 2 * (size_t)scan->m * sizeof(ptyc_c32);
-  int step = entries_per_launch(per_entry);
-  if (step == 0) return scratch_too_small("unshift_accumulate", per_entry);
+  int step = pt_cuda_entries_per_launch(per_entry);
+  if (step == 0) return pt_cuda_scratch_too_small("unshift_accumulate", per_entry);
   size_t images = (size_t)scan->n_modes * image_count(scan);
   for (int b0 = 0; b0 < n; b0 += step) {
     int count = n - b0 < step ? n - b0 : step;
-    PT_LAUNCH(ctx, pt_cuda_launch_unshift_accumulate(make_batch(scan, first + b0, count),
+    PT_LAUNCH(ctx, pt_cuda_launch_unshift_accumulate(pt_cuda_make_batch(scan, first + b0, count),
                                                      spectra + (size_t)b0 * images, scale, acc,
                                                      ctx->scratch, ctx->stream));
   }
@@ -131,7 +106,7 @@ ptyc_status pt_cuda_exit_waves(void *vctx, const ptyc_scan *scan, int first, int
   pt_cuda_ctx *ctx = vctx;
   PT_CUDA(cudaSetDevice(ctx->device));
   if (n == 0) return PTYC_OK;
-  PT_LAUNCH(ctx, pt_cuda_launch_exit_waves(make_batch(scan, first, n), object, probes, psi,
+  PT_LAUNCH(ctx, pt_cuda_launch_exit_waves(pt_cuda_make_batch(scan, first, n), object, probes, psi,
                                            ctx->stream));
   return PTYC_OK;
 }
@@ -146,12 +121,12 @@ ptyc_status pt_cuda_fourier_residual(void *vctx, const ptyc_scan *scan, int firs
                      "takes at most %d", scan->n_modes, PT_CUDA_MAX_MODES);
   int poisson = noise_model == PTYC_NOISE_POISSON;
   size_t per_entry = pt_cuda_fourier_scratch_per_position(scan->m, poisson);
-  int step = entries_per_launch(per_entry);
-  if (step == 0) return scratch_too_small("fourier_residual", per_entry);
+  int step = pt_cuda_entries_per_launch(per_entry);
+  if (step == 0) return pt_cuda_scratch_too_small("fourier_residual", per_entry);
   size_t images = (size_t)scan->n_modes * image_count(scan);
   for (int b0 = 0; b0 < n; b0 += step) {
     int count = n - b0 < step ? n - b0 : step;
-    PT_LAUNCH(ctx, pt_cuda_launch_fourier_residual(make_batch(scan, first + b0, count), poisson,
+    PT_LAUNCH(ctx, pt_cuda_launch_fourier_residual(pt_cuda_make_batch(scan, first + b0, count), poisson,
                                                    patterns, mask, waves + (size_t)b0 * images,
                                                    cost + b0, ctx->scratch, ctx->stream));
   }
@@ -164,7 +139,7 @@ ptyc_status pt_cuda_object_gradient(void *vctx, const ptyc_scan *scan, int first
   pt_cuda_ctx *ctx = vctx;
   PT_CUDA(cudaSetDevice(ctx->device));
   if (n == 0) return PTYC_OK;
-  PT_LAUNCH(ctx, pt_cuda_launch_object_gradient(make_batch(scan, first, n), probes, chi, weights,
+  PT_LAUNCH(ctx, pt_cuda_launch_object_gradient(pt_cuda_make_batch(scan, first, n), probes, chi, weights,
                                                 num, den, ctx->stream));
   return PTYC_OK;
 }
@@ -175,7 +150,7 @@ ptyc_status pt_cuda_probe_gradient(void *vctx, const ptyc_scan *scan, int first,
   pt_cuda_ctx *ctx = vctx;
   PT_CUDA(cudaSetDevice(ctx->device));
   if (n == 0) return PTYC_OK;
-  PT_LAUNCH(ctx, pt_cuda_launch_probe_gradient(make_batch(scan, first, n), object, chi, g, den,
+  PT_LAUNCH(ctx, pt_cuda_launch_probe_gradient(pt_cuda_make_batch(scan, first, n), object, chi, g, den,
                                                ctx->stream));
   return PTYC_OK;
 }
@@ -188,13 +163,13 @@ ptyc_status pt_cuda_lsqml_steps(void *vctx, const ptyc_scan *scan, int first, in
   pt_cuda_ctx *ctx = vctx;
   PT_CUDA(cudaSetDevice(ctx->device));
   size_t per_entry = pt_cuda_lsqml_scratch_per_position(scan->m);
-  int step = entries_per_launch(per_entry);
-  if (step == 0) return scratch_too_small("lsqml_steps", per_entry);
+  int step = pt_cuda_entries_per_launch(per_entry);
+  if (step == 0) return pt_cuda_scratch_too_small("lsqml_steps", per_entry);
   size_t images = (size_t)scan->n_modes * image_count(scan);
   for (int b0 = 0; b0 < n; b0 += step) {
     int count = n - b0 < step ? n - b0 : step;
     size_t offset = (size_t)b0 * images;
-    PT_LAUNCH(ctx, pt_cuda_launch_lsqml_steps(make_batch(scan, first + b0, count), object,
+    PT_LAUNCH(ctx, pt_cuda_launch_lsqml_steps(pt_cuda_make_batch(scan, first + b0, count), object,
                                               dobject, probes + offset, dprobe, chi + offset,
                                               regularization, max_step, object_on, probe_on,
                                               alpha + b0, alpha + n + b0, ctx->scratch,
