@@ -11,12 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ptyc/compare.h"
-#include "ptyc/engine.h"
-#include "ptyc/model.h"
-#include "ptyc/simulate.h"
-
-#define GIB (1024.0 * 1024.0 * 1024.0)
+#include "bench_common.h"
 #define CHECK(expr)                                                                       \
   do {                                                                                    \
     if ((expr) != PTYC_OK) {                                                              \
@@ -24,11 +19,6 @@
       return 1;                                                                           \
     }                                                                                     \
   } while (0)
-
-static int cmp(const void *a, const void *b) {
-  double d = *(const double *)a - *(const double *)b;
-  return (d > 0) - (d < 0);
-}
 
 static int word(const char *text, const char *const *words) {
   for (int i = 0; words[i]; i++)
@@ -67,14 +57,7 @@ int main(int argc, char **argv) {
   }
   ptyc_dataset *ds;
   ptyc_truth *truth;
-  if (strncmp(path, "preset:", 7) == 0) {
-    ptyc_sim_params p;
-    CHECK(ptyc_sim_preset(path + 7, &p));
-    CHECK(ptyc_simulate(&p, &ds, &truth));
-  } else {
-    CHECK(ptyc_dataset_read(path, "auto", &ds));
-    CHECK(ptyc_truth_read(path, &truth));
-  }
+  CHECK(bench_load(path, &ds, &truth));
   ptyc_backend *be;
   CHECK(ptyc_backend_create(device, 0, 0, &be));
   ptyc_device_info info;
@@ -84,22 +67,9 @@ int main(int argc, char **argv) {
   ptyc_engine *engine;
   CHECK(ptyc_engine_create(&model, &opts, &engine));
   int iterations = opts.reconstructor.iterations;
-  double *ms = calloc(iterations, sizeof(double)), loss = 0;
-  for (int it = 0; it < iterations; it++) {
-    CHECK(ptyc_timer_start(be));
-    CHECK(ptyc_engine_step(engine, it, &loss));
-    CHECK(ptyc_timer_stop(be, &ms[it]));
-    printf("iter %3d/%d | loss %.4e | %8.2f ms\n", it + 1, iterations, loss, ms[it]);
-  }
-  double first_ms = ms[0];
-  qsort(ms + 1, iterations - 1, sizeof(double), cmp);
-  double median_ms = iterations > 1 ? ms[1 + (iterations - 1) / 2] : ms[0];
-  ptyc_recon recon = {0};
-  CHECK(ptyc_model_download(&model, &recon));
-  ptyc_compare_object rec = {recon.object, recon.obj_h, recon.obj_w, recon.positions_px, recon.n_positions};
-  ptyc_compare_object tru = {truth->object, truth->obj_h, truth->obj_w, ds->positions_px, ds->n_patterns};
-  double nrmse = 1.0;
-  CHECK(ptyc_object_nrmse(&rec, &tru, truth->probe, truth->probe_modes, truth->m, &nrmse));
+  double first_ms = 0, median_ms = 0, loss = 0, nrmse = 1.0;
+  CHECK(bench_iterate(be, engine, iterations, 1, &first_ms, &median_ms, &loss));
+  CHECK(bench_nrmse(&model, ds, truth, &nrmse));
   double peak_gib = ptyc_backend_peak_bytes(be) / GIB;
   printf("device              %s (%s)\n", ptyc_backend_name(be), info.name);
   printf("problem             %d patterns %dx%d, %d modes, batch %d, %d iterations, loss %s, optimizer %s\n",
@@ -120,7 +90,6 @@ int main(int argc, char **argv) {
       fclose(f);
     }
   }
-  free(recon.object), free(recon.probe), free(recon.positions_px), free(ms);
   ptyc_engine_free(engine);
   ptyc_model_free(&model);
   ptyc_backend_free(be);

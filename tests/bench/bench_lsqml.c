@@ -10,12 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ptyc/compare.h"
-#include "ptyc/engine.h"
-#include "ptyc/model.h"
-#include "ptyc/simulate.h"
-
-#define GIB (1024.0 * 1024.0 * 1024.0)
+#include "bench_common.h"
 #define CHECK(expr)                                                                       \
   do {                                                                                    \
     if ((expr) != PTYC_OK) {                                                              \
@@ -23,11 +18,6 @@
       return 1;                                                                           \
     }                                                                                     \
   } while (0)
-
-static int cmp(const void *a, const void *b) {
-  double d = *(const double *)a - *(const double *)b;
-  return (d > 0) - (d < 0);
-}
 
 /* Device-to-device copy bandwidth (bytes read + written per second) of a 1 GiB copy. */
 static double copy_bandwidth(ptyc_backend *be) {
@@ -46,7 +36,7 @@ static double copy_bandwidth(ptyc_backend *be) {
     ptyc_timer_stop(be, &ms);
     if (i >= 2) times[i - 2] = ms;
   }
-  qsort(times, 10, sizeof times[0], cmp);
+  qsort(times, 10, sizeof times[0], bench_cmp_double);
   ptyc_buf_free(be, &a);
   ptyc_buf_free(be, &b);
   return 2.0 * n / (1e-3 * times[5]);
@@ -78,16 +68,7 @@ int main(int argc, char **argv) {
   }
   ptyc_dataset *ds;
   ptyc_truth *truth;
-  if (strncmp(path, "preset:", 7) == 0) {
-    ptyc_sim_params p;
-    CHECK(ptyc_sim_preset(path + 7, &p));
-    CHECK(ptyc_simulate(&p, &ds, &truth));
-  } else {
-    CHECK(ptyc_dataset_read(path, "auto", &ds));
-    CHECK(ptyc_truth_read(path, &truth));
-  }
-  double *truth_positions = malloc(sizeof(double) * 2 * ds->n_patterns);
-  memcpy(truth_positions, ds->positions_px, sizeof(double) * 2 * ds->n_patterns);
+  CHECK(bench_load(path, &ds, &truth));
 
   ptyc_backend *be;
   CHECK(ptyc_backend_create(device, 0, 0, &be));
@@ -100,24 +81,14 @@ int main(int argc, char **argv) {
   ptyc_engine *engine;
   CHECK(ptyc_engine_create(&model, &opts, &engine));
   int iterations = opts.reconstructor.iterations;
-  double *ms = calloc(iterations, sizeof(double)), loss = 0;
-  for (int it = 0; it < iterations; it++) {
-    CHECK(ptyc_timer_start(be));
-    CHECK(ptyc_engine_step(engine, it, &loss));
-    CHECK(ptyc_timer_stop(be, &ms[it]));
-  }
+  double first_ms = 0, median_ms = 0, loss = 0;
+  CHECK(bench_iterate(be, engine, iterations, 0, &first_ms, &median_ms, &loss));
   CHECK(ptyc_backend_device_info(be, &info));
   size_t used_by_process = free_before > info.memory_free ? free_before - info.memory_free : 0;
-  qsort(ms + 1, iterations - 1, sizeof(double), cmp);
-  double median_ms = iterations > 1 ? ms[1 + (iterations - 1) / 2] : ms[0];
 
   double peak_gib = ptyc_backend_peak_bytes(be) / GIB; /* before the bandwidth test's buffers */
-  ptyc_recon recon = {0};
-  CHECK(ptyc_model_download(&model, &recon));
-  ptyc_compare_object rec = {recon.object, recon.obj_h, recon.obj_w, recon.positions_px, recon.n_positions};
-  ptyc_compare_object tru = {truth->object, truth->obj_h, truth->obj_w, truth_positions, ds->n_patterns};
   double nrmse = 1.0;
-  CHECK(ptyc_object_nrmse(&rec, &tru, truth->probe, truth->probe_modes, truth->m, &nrmse));
+  CHECK(bench_nrmse(&model, ds, truth, &nrmse));
 
   /* Traffic an iteration cannot avoid: the issue's floor model, two FFT passes (read +
    * write) over all exit waves and six element-wise passes (read + write). */
@@ -134,7 +105,7 @@ int main(int argc, char **argv) {
          iterations, opts.lsqml.noise_model == PTYC_NOISE_POISSON ? "poisson" : "gaussian",
          opts.reconstructor.patterns == PTYC_PATTERNS_STREAM ? "streamed" : "resident");
   printf("ms/iteration        %.2f (median of %d, device events; first %.1f)\n", median_ms,
-         iterations - 1, ms[0]);
+         iterations - 1, first_ms);
   printf("peak memory         %.3f GiB allocated by ptyc, %.3f GiB by the process (incl. FFT work areas)\n",
          peak_gib, used_by_process / GIB);
   printf("object NRMSE        %.4f after %d iterations (final loss %.4e)\n", nrmse, iterations, loss);
