@@ -12,7 +12,7 @@ typedef struct pt_engine_vtable {
    * several ranks. 0: one rank only (the driver refuses more). */
   int data_parallel;
   /* Device bytes init will allocate (so callers can check before allocating). */
-  size_t (*plan_bytes)(const ptyc_model *model, int batch_size);
+  size_t (*plan_bytes)(const ptyc_model *model, const ptyc_options *opts, int batch_size);
   ptyc_status (*init)(ptyc_model *model, const ptyc_options *opts, void **state);
   ptyc_status (*step)(void *state, int iteration, double *loss);
   void (*free)(void *state);

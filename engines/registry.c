@@ -32,12 +32,12 @@ const char *const *ptyc_engine_names(void) {
   return names;
 }
 
-ptyc_status ptyc_engine_plan_bytes(const char *name, const ptyc_model *model, int batch_size,
-                                   size_t *nbytes) {
+ptyc_status ptyc_engine_plan_bytes(const char *name, const ptyc_model *model,
+                                   const ptyc_options *opts, int batch_size, size_t *nbytes) {
   const pt_engine_vtable *vt = find(name);
   if (vt == NULL) return unknown(name);
   if (batch_size <= 0 || batch_size > model->n_positions) batch_size = model->n_positions;
-  *nbytes = vt->plan_bytes(model, batch_size);
+  *nbytes = vt->plan_bytes(model, opts, batch_size);
   return PTYC_OK;
 }
 

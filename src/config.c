@@ -84,6 +84,7 @@ static const char *const device_words[] = {"auto", "cpu", "cuda", NULL};
 static const char *const batch_order_words[] = {"random", "compact", NULL};
 static const char *const patterns_words[] = {"auto", "resident", "stream", NULL};
 static const char *const noise_words[] = {"gaussian", "poisson", NULL};
+static const char *const shift_words[] = {"fourier", "interpolate", NULL};
 static const char *const loss_words[] = {"amplitude", "intensity", "poisson", NULL};
 static const char *const optimizer_words[] = {"sgd", "adam", "rmsprop", NULL};
 /* per-parameter optimizer: the global words plus "default" (= autodiff.optimizer) */
@@ -103,10 +104,13 @@ _Static_assert(PTYC_BATCH_RANDOM == 0 && PTYC_BATCH_COMPACT == 1,
                "batch_order_words follows ptyc_batch_order");
 _Static_assert(PTYC_NOISE_GAUSSIAN == 0 && PTYC_NOISE_POISSON == 1,
                "noise_words follows ptyc_noise_model");
+_Static_assert(PTYC_SHIFT_FOURIER == 0 && PTYC_SHIFT_INTERPOLATE == 1,
+               "shift_words follows ptyc_subpixel_shift");
 /* KEY_ENUM and KEY_BOOL values are stored through an int lvalue. */
 _Static_assert(sizeof(ptyc_device_kind) == sizeof(int) &&
                    sizeof(ptyc_batch_order) == sizeof(int) &&
-                   sizeof(ptyc_noise_model) == sizeof(int),
+                   sizeof(ptyc_noise_model) == sizeof(int) &&
+                   sizeof(ptyc_subpixel_shift) == sizeof(int),
                "enums are stored as int");
 
 /* Every key of the job file, grouped, in the order of configs/default.cfg. */
@@ -230,6 +234,9 @@ static const key_spec keys[] = {
     {.name = "probe.defocus_m", .kind = KEY_FLOAT, FIELD(probe.defocus_m),
      .default_number = 0, .unit = "m",
      .doc = "\"aperture\": defocus distance (sample past the focus > 0)"},
+    {.name = "probe.shift", .kind = KEY_ENUM, FIELD(probe.shift), .words = shift_words,
+     .default_text = "fourier", .unit = "",
+     .doc = "sub-pixel probe shift: the exact Fourier ramp, or a 12-tap filter (LSQML only)"},
 
     {.name = "lsqml.noise_model", .kind = KEY_ENUM, FIELD(lsqml.noise_model),
      .words = noise_words, .default_text = "gaussian", .unit = "",

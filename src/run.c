@@ -90,20 +90,22 @@ static ptyc_status make_directory(const char *path) {
 }
 
 /* Device bytes for a batch size: the model plus the engine's buffers. */
-static size_t plan_total(const ptyc_model *shape, const char *engine, size_t model_bytes,
+static size_t plan_total(const ptyc_model *shape, const ptyc_options *opts, size_t model_bytes,
                          int batch) {
   size_t engine_bytes = 0;
-  if (ptyc_engine_plan_bytes(engine, shape, batch, &engine_bytes) != PTYC_OK) return (size_t)-1;
+  if (ptyc_engine_plan_bytes(opts->reconstructor.engine, shape, opts, batch, &engine_bytes) !=
+      PTYC_OK)
+    return (size_t)-1;
   return model_bytes + engine_bytes;
 }
 
 /* The largest batch whose plan fits `budget` bytes, or 0. */
-static int largest_batch(const ptyc_model *shape, const char *engine, size_t model_bytes,
+static int largest_batch(const ptyc_model *shape, const ptyc_options *opts, size_t model_bytes,
                          double budget) {
   int fits = 0;
   for (int lo = 1, hi = shape->n_positions; lo <= hi;) {
     int mid = lo + (hi - lo) / 2;
-    if ((double)plan_total(shape, engine, model_bytes, mid) <= budget) {
+    if ((double)plan_total(shape, opts, model_bytes, mid) <= budget) {
       fits = mid;
       lo = mid + 1;
     } else {
@@ -130,20 +132,19 @@ static ptyc_status plan_memory(ptyc_backend *be, const ptyc_dataset *ds, ptyc_op
   shape.n_patterns_held = ptyc_dataset_patterns_held(ds); /* this rank's share */
   size_t pattern_bytes = (size_t)shape.n_patterns_held * ds->m * ds->m * sizeof(float);
   double budget = opts->reconstructor.memory_fraction * (double)info.memory_free;
-  const char *engine = opts->reconstructor.engine;
   int cpu = strcmp(ptyc_backend_name(be), "cpu") == 0;
   int wanted = opts->reconstructor.batch_size; /* 0 = auto */
 
   ptyc_patterns_place place = opts->reconstructor.patterns;
   if (place == PTYC_PATTERNS_AUTO) {
-    int fits_resident = largest_batch(&shape, engine, model_bytes, budget);
+    int fits_resident = largest_batch(&shape, opts, model_bytes, budget);
     place = (cpu || fits_resident >= (wanted > 0 ? wanted : 1)) ? PTYC_PATTERNS_RESIDENT
                                                                 : PTYC_PATTERNS_STREAM;
   }
   opts->reconstructor.patterns = place;
   shape.streaming = place == PTYC_PATTERNS_STREAM;
   size_t device_model_bytes = model_bytes - (shape.streaming ? pattern_bytes : 0);
-  int fits = largest_batch(&shape, engine, device_model_bytes, budget);
+  int fits = largest_batch(&shape, opts, device_model_bytes, budget);
   if (wanted == 0) {
     /* On a CPU large batches only cost memory; keep LSQML's usual minibatch there. */
     int cap = cpu ? 64 : ds->n_patterns;
@@ -155,7 +156,7 @@ static ptyc_status plan_memory(ptyc_backend *be, const ptyc_dataset *ds, ptyc_op
     opts->reconstructor.batch_size = (int)-minus_batch;
   }
   int batch = opts->reconstructor.batch_size;
-  *planned = plan_total(&shape, engine, device_model_bytes, batch);
+  *planned = plan_total(&shape, opts, device_model_bytes, batch);
   if (out) {
     fprintf(out, "memory   %.2f GiB on %s (%.2f GiB free; patterns %.2f GiB, object %d x %d, "
                  "batch %d)\n", *planned / GIB, ptyc_backend_name(be), info.memory_free / GIB,
@@ -176,7 +177,7 @@ static ptyc_status plan_memory(ptyc_backend *be, const ptyc_dataset *ds, ptyc_op
                                    "only %.2f GiB may be used on %s: use a device with more "
                                    "memory, reconstructor.patterns = \"stream\", or bin the "
                                    "patterns",
-                     plan_total(&shape, engine, device_model_bytes, 1) / GIB, budget / GIB,
+                     plan_total(&shape, opts, device_model_bytes, 1) / GIB, budget / GIB,
                      ptyc_backend_name(be));
   }
   return PTYC_OK;

@@ -113,7 +113,7 @@ static int patterns_held(const ptyc_model *m) {
 }
 
 /* An upper bound: every parameter optimisable. */
-static size_t autodiff_plan_bytes(const ptyc_model *m, int batch) {
+static size_t autodiff_plan_bytes(const ptyc_model *m, const ptyc_options *opts, int batch) {
   size_t image = (size_t)m->m * m->m;
   int held = patterns_held(m), local = batch < held ? batch : held;
   size_t total = pt_farfield_plan_bytes(m->m, m->n_modes, local);
@@ -191,6 +191,9 @@ static ptyc_status autodiff_init(ptyc_model *model, const ptyc_options *opts, vo
       opts->autodiff.optimizer != PTYC_OPTIMIZER_RMSPROP)
     return ptyc_fail(PTYC_E_CONFIG, "autodiff.optimizer must be \"sgd\", \"adam\" or "
                                     "\"rmsprop\"");
+  if (opts->probe.shift != PTYC_SHIFT_FOURIER)
+    return ptyc_fail(PTYC_E_CONFIG, "probe.shift = \"interpolate\" is implemented for the lsqml "
+                                    "engine only; set probe.shift = \"fourier\" for autodiff");
   autodiff *s = calloc(1, sizeof *s);
   if (s == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory creating the autodiff engine");
   ptyc_status st = PTYC_OK;

@@ -159,6 +159,19 @@ ptyc_status ptyc_op_shift_spectrum(ptyc_backend *be, const ptyc_scan *scan, int 
  * acc[k][u][v] += scale * sum_b spectra[b][k][u][v] * exp(+2 pi i (fu fy + fv fx) / M). */
 ptyc_status ptyc_op_unshift_accumulate(ptyc_backend *be, const ptyc_scan *scan, int first,
                                        int n, ptyc_buf spectra, float scale, ptyc_buf acc);
+/* The same shift by interpolation instead (src/backend/interp_math.h: a windowed-sinc
+ * filter of 8 taps per axis, zero outside the window): probes[b][k] = S_b probe[k], the
+ * probe modes moved by the sub-pixel fraction (fy, fx) of entry b. If psi is not {NULL},
+ * also psi[b][k] = probes[b][k] * O_b (the exit waves, in the same pass). */
+ptyc_status ptyc_op_interp_shift(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                 ptyc_buf probe, ptyc_buf object, ptyc_buf probes,
+                                 ptyc_buf psi);
+/* Its adjoint, summed over the batch: acc[k] += sum_b S_b^T G[b][k], where
+ * G[b][k] = conj(O_b) * chi[b][k] if object is given, else chi[b][k] itself;
+ * den[y][x] += sum_b |O_b[y][x]|^2 (skipped if den is {NULL}; needs the object). */
+ptyc_status ptyc_op_interp_unshift_accumulate(ptyc_backend *be, const ptyc_scan *scan,
+                                              int first, int n, ptyc_buf object, ptyc_buf chi,
+                                              ptyc_buf acc, ptyc_buf den);
 /* psi[b][k] = probes[b][k] * O_b (element-wise). */
 ptyc_status ptyc_op_exit_waves(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
                                ptyc_buf object, ptyc_buf probes, ptyc_buf psi);

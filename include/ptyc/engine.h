@@ -29,9 +29,9 @@ ptyc_status ptyc_engine_load_state(ptyc_engine *engine, const void *blob, size_t
 /* The registered name of an engine ("lsqml"). */
 const char *ptyc_engine_name(const ptyc_engine *engine);
 
-/* Device bytes the named engine will allocate for `model` and `batch_size`. */
-ptyc_status ptyc_engine_plan_bytes(const char *name, const ptyc_model *model, int batch_size,
-                                   size_t *nbytes);
+/* Device bytes the named engine will allocate for `model`, `opts` and `batch_size`. */
+ptyc_status ptyc_engine_plan_bytes(const char *name, const ptyc_model *model,
+                                   const ptyc_options *opts, int batch_size, size_t *nbytes);
 /* 1 if the named engine runs data parallel on several ranks (include/ptyc/comm.h). */
 int ptyc_engine_data_parallel(const char *name);
 /* Names of the registered engines, NULL-terminated. */

@@ -35,6 +35,12 @@ typedef enum ptyc_patterns_place {
   PTYC_PATTERNS_STREAM      /* page-locked host memory, copied batch by batch */
 } ptyc_patterns_place;
 
+/* How the model moves the probe by each position's sub-pixel fraction. */
+typedef enum ptyc_subpixel_shift {
+  PTYC_SHIFT_FOURIER = 0, /* exact phase ramp: two FFTs per position and mode */
+  PTYC_SHIFT_INTERPOLATE  /* band-limited filter of 12 taps per axis (no FFT; LSQML) */
+} ptyc_subpixel_shift;
+
 typedef struct ptyc_data_options {
   char path[PTYC_PATH_MAX]; /* dataset file; relative paths are relative to the job file */
   char format[32];          /* "auto" | "native" | "cxi" | "ptychodus" | "ptychoshelves" */
@@ -92,6 +98,7 @@ typedef struct ptyc_probe_options {
   double defocus;           /* "aperture": defocus phase at the pupil edge, radians */
   double defocus_m;         /* "aperture": or the defocus distance, metres (sample
                                downstream of the focus > 0); needs the geometry */
+  ptyc_subpixel_shift shift; /* sub-pixel shift of the probe at each position */
 } ptyc_probe_options;
 
 typedef struct ptyc_lsqml_options {

@@ -381,6 +381,36 @@ ptyc_status ptyc_op_exit_waves(ptyc_backend *be, const ptyc_scan *scan, int firs
   return be->vt->exit_waves(be->ctx, scan, first, n, object.ptr, probes.ptr, psi.ptr);
 }
 
+ptyc_status ptyc_op_interp_shift(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
+                                 ptyc_buf probe, ptyc_buf object, ptyc_buf probes,
+                                 ptyc_buf psi) {
+  SLOT(be, interp_shift);
+  PT_TRY(check_batch(__func__, scan, first, n));
+  PT_TRY(need_bytes(__func__, "probe", probe, images_bytes(scan, 1)));
+  PT_TRY(need_bytes(__func__, "probes", probes, images_bytes(scan, n)));
+  if (psi.ptr != NULL) {
+    PT_TRY(need_bytes(__func__, "object", object, object_count(scan) * sizeof(ptyc_c32)));
+    PT_TRY(need_bytes(__func__, "psi", psi, images_bytes(scan, n)));
+  }
+  return be->vt->interp_shift(be->ctx, scan, first, n, probe.ptr, object.ptr, probes.ptr,
+                              psi.ptr);
+}
+
+ptyc_status ptyc_op_interp_unshift_accumulate(ptyc_backend *be, const ptyc_scan *scan,
+                                              int first, int n, ptyc_buf object, ptyc_buf chi,
+                                              ptyc_buf acc, ptyc_buf den) {
+  SLOT(be, interp_unshift_accumulate);
+  PT_TRY(check_batch(__func__, scan, first, n));
+  if (den.ptr != NULL && object.ptr == NULL)
+    return ptyc_fail(PTYC_E_ARG, "%s: den needs the object", __func__);
+  PT_TRY(need_optional(__func__, "object", object, object_count(scan) * sizeof(ptyc_c32)));
+  PT_TRY(need_bytes(__func__, "chi", chi, images_bytes(scan, n)));
+  PT_TRY(need_bytes(__func__, "acc", acc, images_bytes(scan, 1)));
+  PT_TRY(need_optional(__func__, "den", den, (size_t)scan->m * scan->m * sizeof(float)));
+  return be->vt->interp_unshift_accumulate(be->ctx, scan, first, n, object.ptr, chi.ptr,
+                                           acc.ptr, den.ptr);
+}
+
 ptyc_status ptyc_op_fourier_residual(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
                                      ptyc_noise_model noise_model, ptyc_buf patterns,
                                      ptyc_buf mask, ptyc_buf waves, ptyc_buf cost) {

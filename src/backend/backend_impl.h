@@ -49,6 +49,12 @@ typedef struct pt_backend_vtable {
                                     const ptyc_c32 *spectra, float scale, ptyc_c32 *acc);
   ptyc_status (*exit_waves)(void *ctx, const ptyc_scan *scan, int first, int n,
                             const ptyc_c32 *object, const ptyc_c32 *probes, ptyc_c32 *psi);
+  ptyc_status (*interp_shift)(void *ctx, const ptyc_scan *scan, int first, int n,
+                              const ptyc_c32 *probe, const ptyc_c32 *object, ptyc_c32 *probes,
+                              ptyc_c32 *psi);
+  ptyc_status (*interp_unshift_accumulate)(void *ctx, const ptyc_scan *scan, int first, int n,
+                                           const ptyc_c32 *object, const ptyc_c32 *chi,
+                                           ptyc_c32 *acc, float *den);
   ptyc_status (*fourier_residual)(void *ctx, const ptyc_scan *scan, int first, int n,
                                   ptyc_noise_model noise_model, const float *patterns,
                                   const float *mask, ptyc_c32 *waves, double *cost);

@@ -170,7 +170,9 @@ ptyc_status ptyc_dataset_describe_opts(const ptyc_data_options *data_opts, int n
   model.obj_h = obj_h;
   model.obj_w = obj_w;
   size_t engine_bytes = 0;
-  ptyc_status plan = ptyc_engine_plan_bytes("lsqml", &model, batch_size, &engine_bytes);
+  ptyc_options defaults;
+  ptyc_options_default(&defaults);
+  ptyc_status plan = ptyc_engine_plan_bytes("lsqml", &model, &defaults, batch_size, &engine_bytes);
 
   char b_patterns[32], b_model[32], b_engine[32], b_total[32];
   format_bytes(b_patterns, sizeof b_patterns, pattern_bytes);

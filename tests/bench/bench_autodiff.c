@@ -3,7 +3,7 @@
  * engine's default settings unless told otherwise.
  *   bench_autodiff DATA.h5|preset:NAME [--device cuda|cpu] [--iterations 30] [--batch 96]
  *                  [--modes 4] [--loss amplitude|intensity|poisson]
- *                  [--optimizer sgd|adam|rmsprop] [--positions] [--json OUT.json]
+ *                  [--optimizer sgd|adam|rmsprop] [--positions] [--shift interpolate|fourier] [--json OUT.json]
  * The issue's GPU setup: bench_autodiff preset:medium (4096 x 256x256, 4 modes, 1e7
  * photons), batch 96, 30 iterations. Not a test. */
 #include <math.h>
@@ -47,12 +47,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--loss")) opts.autodiff.loss = (ptyc_loss)word(next, losses), i++;
     else if (!strcmp(argv[i], "--optimizer")) opts.autodiff.optimizer = (ptyc_optimizer)word(next, rules), i++;
     else if (!strcmp(argv[i], "--positions")) opts.autodiff.positions_optimizable = 1;
+    else if (!strcmp(argv[i], "--shift")) opts.probe.shift = !strcmp(next, "fourier") ? PTYC_SHIFT_FOURIER : PTYC_SHIFT_INTERPOLATE, i++;
     else if (!strcmp(argv[i], "--json")) json = next, i++;
     else path = argv[i];
   }
   if (path == NULL || opts.reconstructor.iterations < 1) {
     fprintf(stderr, "usage: bench_autodiff DATA.h5|preset:NAME [--device cuda|cpu] [--iterations N] "
-                    "[--batch B] [--modes K] [--loss L] [--optimizer O] [--positions] [--json OUT]\n");
+                    "[--batch B] [--modes K] [--loss L] [--optimizer O] [--positions] [--shift interpolate|fourier] [--json OUT]\n");
     return 2;
   }
   ptyc_dataset *ds;

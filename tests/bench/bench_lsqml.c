@@ -2,7 +2,7 @@
  * warm-up iteration), peak device memory, object NRMSE against the file's truth, and
  * the achieved fraction of a measured device-to-device copy bandwidth.
  *   bench_lsqml DATA.h5 [--device cuda|cpu] [--iterations 30] [--batch 96] [--modes 4]
- *               [--noise poisson|gaussian] [--patterns resident|stream] [--json OUT.json]
+ *               [--noise poisson|gaussian] [--patterns resident|stream] [--shift interpolate|fourier] [--json OUT.json]
  * DATA.h5 may be "preset:NAME" to simulate that preset in memory instead of reading a file.
  * Not a test: run it through tests/bench/run.sh. */
 #include <math.h>
@@ -57,13 +57,14 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--batch")) opts.reconstructor.batch_size = atoi(next), i++;
     else if (!strcmp(argv[i], "--modes")) opts.probe.modes = atoi(next), i++;
     else if (!strcmp(argv[i], "--noise")) opts.lsqml.noise_model = !strcmp(next, "gaussian") ? PTYC_NOISE_GAUSSIAN : PTYC_NOISE_POISSON, i++;
+    else if (!strcmp(argv[i], "--shift")) opts.probe.shift = !strcmp(next, "fourier") ? PTYC_SHIFT_FOURIER : PTYC_SHIFT_INTERPOLATE, i++;
     else if (!strcmp(argv[i], "--json")) json = next, i++;
     else if (!strcmp(argv[i], "--patterns")) opts.reconstructor.patterns = !strcmp(next, "stream") ? PTYC_PATTERNS_STREAM : PTYC_PATTERNS_RESIDENT, i++;
     else path = argv[i];
   }
   if (path == NULL) {
     fprintf(stderr, "usage: bench_lsqml DATA.h5 [--device cuda|cpu] [--iterations N] "
-                    "[--batch B] [--modes K] [--noise poisson|gaussian] [--json OUT]\n");
+                    "[--batch B] [--modes K] [--noise poisson|gaussian] [--shift interpolate|fourier] [--json OUT]\n");
     return 2;
   }
   ptyc_dataset *ds;

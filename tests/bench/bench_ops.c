@@ -40,13 +40,13 @@ static ptyc_buf random_buf(size_t n_floats, double lo, double hi, uint64_t strea
 enum {
   OP_FFT_FORWARD, OP_FFT_INVERSE, OP_SHIFT, OP_UNSHIFT, OP_EXIT_WAVES, OP_GAUSSIAN,
   OP_POISSON, OP_OBJECT_GRADIENT, OP_PROBE_GRADIENT, OP_LSQML, OP_NORM2, OP_SCALE,
-  OP_PRECONDITION, OP_ORTHOGONALIZE, OP_COUNT
+  OP_PRECONDITION, OP_ORTHOGONALIZE, OP_INTERP_SHIFT, OP_INTERP_UNSHIFT, OP_COUNT
 };
 static const char *op_names[OP_COUNT] = {
     "fft forward", "fft inverse", "shift_spectrum", "unshift_accumulate", "exit_waves",
     "fourier_residual gaussian", "fourier_residual poisson", "object_gradient",
     "probe_gradient", "lsqml_steps", "norm2 (waves)", "scale (waves)", "precondition (object)",
-    "orthogonalize_modes"};
+    "orthogonalize_modes", "interp_shift + exit", "interp_unshift + probe grad"};
 
 typedef struct bench {
   ptyc_scan scan;
@@ -90,6 +90,12 @@ static void run_op(bench *b, int op) {
     CHECK(ptyc_op_precondition(be, b->num, obj, b->oden, obj, 0.1, 0.f, b->dobject));
     break;
   case OP_ORTHOGONALIZE: CHECK(ptyc_op_orthogonalize_modes(be, b->probe, s->n_modes, s->m)); break;
+  case OP_INTERP_SHIFT:
+    CHECK(ptyc_op_interp_shift(be, s, 0, b->n, b->probe, b->object, b->probes, b->waves));
+    break;
+  case OP_INTERP_UNSHIFT:
+    CHECK(ptyc_op_interp_unshift_accumulate(be, s, 0, b->n, b->object, b->chi, b->dprobe, b->pden));
+    break;
   }
 }
 
@@ -113,6 +119,8 @@ static double op_bytes(const bench *b, int op) {
   case OP_SCALE: return 2 * batch;
   case OP_PRECONDITION: return obj * (8 + 4 + 8);
   case OP_ORTHOGONALIZE: return 3 * s->n_modes * img * 8;
+  case OP_INTERP_SHIFT: return 2 * batch + pixels_b * 8;
+  case OP_INTERP_UNSHIFT: return batch + pixels_b * 8;
   }
   return 0;
 }

@@ -34,6 +34,11 @@ expect 2 "unknown command" -- "$ptyc" frobnicate
 expect 2 "no job file" -- "$ptyc" run
 expect 1 "cannot read" -- "$ptyc" run "$tmp/missing.cfg"
 
+# The interpolated probe shift exists for LSQML only: autodiff refuses it in one line.
+expect 1 'probe.shift = "interpolate" is implemented for the lsqml engine only' -- \
+  "$ptyc" run "$repo/configs/small_autodiff.cfg" --set probe.shift=interpolate \
+  --set output.directory="$tmp/autodiff_interpolate"
+
 # A misspelt key: file:line, the nearest key, and no output directory created.
 cat >"$tmp/typo.cfg" <<CFG
 data = { path = "$data"; };

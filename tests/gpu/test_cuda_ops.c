@@ -308,6 +308,44 @@ static void test_shifts(const test_case *tc, const scan_pair *s) {
   free(spectrum), free(spectra), free(acc0);
 }
 
+/* The interpolated shift, with and without the exit waves, and its adjoint with and
+ * without the object and den. The filter's weights are double functions of the
+ * fraction rounded to float (TOL_FAST); the adjoint adds groups of 8 entries with
+ * float atomics (TOL_ATOMIC). */
+static void test_interp(const test_case *tc, const scan_pair *s) {
+  size_t modes = (size_t)tc->k * pixels(tc), batch = batch_values(tc), obj = object_values(tc);
+  ptyc_c32 *probe = random_c32(modes, 3.f), *object = random_c32(obj, 1.f);
+  ptyc_c32 *chi = random_c32(batch, 1.f), *acc0 = random_c32(modes, 1.f);
+  float *den0 = random_f32(pixels(tc), 0.5, 2.0);
+  twin tprobe = twin_upload(probe, modes * sizeof(ptyc_c32));
+  twin tobj = twin_upload(object, obj * sizeof(ptyc_c32));
+  twin tchi = twin_upload(chi, batch * sizeof(ptyc_c32));
+  twin tprobes = twin_poison(batch * sizeof(ptyc_c32)), tpsi = twin_poison(batch * sizeof(ptyc_c32));
+  ptyc_buf none = {0};
+  REQUIRE_OK(ptyc_op_interp_shift(cpu, &s->c, tc->first, tc->n, tprobe.c, none, tprobes.c, none));
+  REQUIRE_OK(ptyc_op_interp_shift(gpu, &s->g, tc->first, tc->n, tprobe.g, none, tprobes.g, none));
+  check_f32("interp_shift", tprobes, TOL_FAST);
+  REQUIRE_OK(ptyc_op_interp_shift(cpu, &s->c, tc->first, tc->n, tprobe.c, tobj.c, tprobes.c, tpsi.c));
+  REQUIRE_OK(ptyc_op_interp_shift(gpu, &s->g, tc->first, tc->n, tprobe.g, tobj.g, tprobes.g, tpsi.g));
+  check_f32("interp_shift + exit waves: psi", tpsi, TOL_FAST);
+  for (int with_object = 0; with_object <= 1; with_object++) {
+    twin tacc = twin_upload(acc0, modes * sizeof(ptyc_c32)); /* accumulated into */
+    twin tden = twin_upload(den0, pixels(tc) * sizeof(float));
+    REQUIRE_OK(ptyc_op_interp_unshift_accumulate(cpu, &s->c, tc->first, tc->n,
+                                                 with_object ? tobj.c : none, tchi.c, tacc.c,
+                                                 with_object ? tden.c : none));
+    REQUIRE_OK(ptyc_op_interp_unshift_accumulate(gpu, &s->g, tc->first, tc->n,
+                                                 with_object ? tobj.g : none, tchi.g, tacc.g,
+                                                 with_object ? tden.g : none));
+    check_f32(with_object ? "interp_unshift_accumulate (object): acc"
+                          : "interp_unshift_accumulate: acc", tacc, TOL_ATOMIC);
+    if (with_object) check_f32("interp_unshift_accumulate: den", tden, TOL_ATOMIC);
+    twin_free(&tacc), twin_free(&tden);
+  }
+  twin_free(&tprobe), twin_free(&tobj), twin_free(&tchi), twin_free(&tprobes), twin_free(&tpsi);
+  free(probe), free(object), free(chi), free(acc0), free(den0);
+}
+
 static void test_exit_waves(const test_case *tc, const scan_pair *s) {
   size_t batch = batch_values(tc), obj = object_values(tc);
   ptyc_c32 *object = random_c32(obj, 1.f), *probes = random_c32(batch, 3.f);
@@ -476,6 +514,7 @@ static void run_case(const test_case *tc) {
   test_elementwise(tc);
   test_shifts(tc, &s);
   test_exit_waves(tc, &s);
+  test_interp(tc, &s);
   for (int mask = 0; mask <= 1; mask++) {
     test_fourier(tc, &s, PTYC_NOISE_GAUSSIAN, mask);
     test_fourier(tc, &s, PTYC_NOISE_POISSON, mask);

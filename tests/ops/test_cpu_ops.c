@@ -2,6 +2,7 @@
  * model's linear parts (<Ax, y> = <x, A^H y>), the Fourier projection, the step sizes
  * and the mode orthogonalisation, on random inputs. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,6 +121,80 @@ static void test_subpixel_shift(ptyc_backend *be) {
   ptyc_buf_free(be, &shifted);
   ptyc_buf_free(be, &scan.positions);
   ptyc_buf_free(be, &scan.order);
+}
+
+/* The interpolated shift (interp_shift) of a smooth Gaussian probe by (0.3, 0.7) equals
+ * the Gaussian centred at c + f, as the Fourier shift does; an integer position leaves
+ * the probe exactly as it is. The least-squares filter of src/backend/interp_math.h is
+ * accurate to about 4e-5 of the peak on content this smooth (its design predicts
+ * 3.8e-5 at the worst fraction); the filter does not reach past the window, so a
+ * constant part is kept only 6 pixels from the edges. */
+static void test_interp_shift(ptyc_backend *be) {
+  int m = 32;
+  ptyc_c32 probe[32 * 32], out[2 * 32 * 32];
+  double c = 15.0, sigma = 3.0, fy = 0.3, fx = 0.7;
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++)
+      probe[y * m + x] = pt_c32((float)exp(-((y - c) * (y - c) + (x - c) * (x - c)) / (2 * sigma * sigma)), 0.5f);
+  double pos[4] = {10 + fy, 20 + fx, 7, 9};
+  int32_t order[2] = {0, 1};
+  ptyc_scan scan = {.m = m, .n_modes = 1, .obj_h = 80, .obj_w = 80,
+                    .positions = upload(be, pos, sizeof pos), .order = upload(be, order, sizeof order),
+                    .n_positions = 2};
+  ptyc_buf bprobe = upload(be, probe, sizeof probe), shifted;
+  REQUIRE_OK(ptyc_buf_alloc(be, sizeof out, &shifted));
+  REQUIRE_OK(ptyc_op_interp_shift(be, &scan, 0, 2, bprobe, (ptyc_buf){0}, shifted, (ptyc_buf){0}));
+  REQUIRE_OK(ptyc_buf_download(be, out, shifted, 0, sizeof out));
+  double err = 0, exact = 0;
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++) {
+      double want = exp(-((y - c - fy) * (y - c - fy) + (x - c - fx) * (x - c - fx)) / (2 * sigma * sigma));
+      ptyc_c32 got = out[y * m + x], same = out[m * m + y * m + x];
+      /* the constant imaginary part 0.5 is cut where the filter reaches past the window */
+      int inside = y >= 6 && y < m - 6 && x >= 6 && x < m - 6;
+      err = fmax(err, fabs(got.re - want));
+      if (inside) err = fmax(err, fabs(got.im - 0.5));
+      exact = fmax(exact, hypot(same.re - probe[y * m + x].re, same.im - probe[y * m + x].im));
+    }
+  printf("interp_shift: max error %.2e of a unit peak; integer position %.1e\n", err, exact);
+  EXPECT_LE(err, 1e-4);
+  EXPECT(exact == 0.0);
+  ptyc_buf_free(be, &bprobe);
+  ptyc_buf_free(be, &shifted);
+  ptyc_buf_free(be, &scan.positions);
+  ptyc_buf_free(be, &scan.order);
+}
+
+/* interp_unshift_accumulate is the adjoint of interp_shift, as a map of the probe modes
+ * (K -> n K) and, with the object, of the exit waves it makes alongside. */
+static void test_interp_adjoint(ptyc_backend *be) {
+  int m = 13, k = 2, n = 4, h = 40, w = 47;
+  size_t modes = (size_t)m * m * k, batch = modes * n, obj = (size_t)h * w;
+  fixture f = make_scan(be, m, k, n, h, w);
+  ptyc_c32 *x = malloc(sizeof(ptyc_c32) * modes), *y = malloc(sizeof(ptyc_c32) * batch);
+  ptyc_c32 *ax = malloc(sizeof(ptyc_c32) * batch), *ahy = malloc(sizeof(ptyc_c32) * modes);
+  ptyc_c32 *object = malloc(sizeof(ptyc_c32) * obj);
+  fill_random(x, modes, 1);
+  fill_random(y, batch, 1);
+  fill_random(object, obj, 1);
+  ptyc_buf bx = upload(be, x, sizeof(ptyc_c32) * modes), by = upload(be, y, sizeof(ptyc_c32) * batch);
+  ptyc_buf bobj = upload(be, object, sizeof(ptyc_c32) * obj), bprobes, bpsi, bacc;
+  REQUIRE_OK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * batch, &bprobes));
+  REQUIRE_OK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * batch, &bpsi));
+  REQUIRE_OK(ptyc_buf_alloc(be, sizeof(ptyc_c32) * modes, &bacc));
+  REQUIRE_OK(ptyc_op_interp_shift(be, &f.scan, 0, n, bx, bobj, bprobes, bpsi));
+  for (int with_object = 0; with_object <= 1; with_object++) {
+    REQUIRE_OK(ptyc_buf_zero(be, bacc, 0, bacc.nbytes));
+    REQUIRE_OK(ptyc_op_interp_unshift_accumulate(be, &f.scan, 0, n,
+                                                 with_object ? bobj : (ptyc_buf){0}, by, bacc,
+                                                 (ptyc_buf){0}));
+    REQUIRE_OK(ptyc_buf_download(be, ax, with_object ? bpsi : bprobes, 0, sizeof(ptyc_c32) * batch));
+    REQUIRE_OK(ptyc_buf_download(be, ahy, bacc, 0, sizeof(ptyc_c32) * modes));
+    EXPECT_LE(rel_diff(dot(ax, y, batch), dot(x, ahy, modes)), 1e-5);
+  }
+  ptyc_buf *bufs[] = {&bx, &by, &bobj, &bprobes, &bpsi, &bacc, &f.scan.positions, &f.scan.order};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ptyc_buf_free(be, bufs[i]);
+  free(x), free(y), free(ax), free(ahy), free(object), free(f.pos), free(f.order);
 }
 
 static void test_adjoints(ptyc_backend *be) {
@@ -330,6 +405,8 @@ int main(void) {
   test_fft_convention(be);
   test_subpixel_shift(be);
   test_adjoints(be);
+  test_interp_shift(be);
+  test_interp_adjoint(be);
   test_fourier_projection(be, PTYC_NOISE_GAUSSIAN);
   test_fourier_projection(be, PTYC_NOISE_POISSON);
   test_lsqml_steps(be);

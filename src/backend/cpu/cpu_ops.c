@@ -2,11 +2,13 @@
  * over batch entries or rows, double accumulation in every reduction. Every other
  * backend is tested against these. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/fourier_math.h"
+#include "backend/interp_math.h"
 #include "backend/lsqml_math.h"
 #include "backend/modes_math.h"
 #include "pt_try.h"
@@ -162,6 +164,146 @@ ptyc_status pt_cpu_exit_waves(void *ctx, const ptyc_scan *scan, int first, int n
   return PTYC_OK;
 }
 
+/* den[y][x] += sum_b |O_b[y][x]|^2, the probe's illumination by the object. */
+static void add_object_intensity(void *ctx, const ptyc_scan *scan, int first, int n,
+                                 const ptyc_c32 *object, float *den) {
+  int m = scan->m, w = scan->obj_w;
+#pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++) {
+      double s = 0.0;
+      for (int b = 0; b < n; b++) {
+        patch_pos p = batch_position(scan, first, b);
+        s += pt_cabs2(object[(size_t)(p.y0 + y) * w + p.x0 + x]);
+      }
+      den[y * m + x] += (float)s;
+    }
+}
+
+/* ---- sub-pixel shift by interpolation (interp_math.h) ----------------------------------- */
+
+/* out = the separable filter (wy along y, wx along x) of `in`, both M x M, zero outside;
+ * `adjoint` applies the transposed filter. `rows` (M x M) is work space. Tap i of the
+ * forward filter reads in(y - i + BEFORE); of the adjoint, in(y + i - BEFORE). Each
+ * tap is one shifted multiply-add over whole rows (contiguous, so the compiler
+ * vectorises it); the pixels a shift moves out of the window are skipped. */
+static void interp_filter(int m, const float *wy, const float *wx, int adjoint,
+                          const ptyc_c32 *in, ptyc_c32 *rows, ptyc_c32 *out) {
+  size_t row = (size_t)m;
+  memset(rows, 0, sizeof(ptyc_c32) * row * m);
+  memset(out, 0, sizeof(ptyc_c32) * row * m);
+  for (int i = 0; i < PT_INTERP_TAPS; i++) {
+    int s = adjoint ? i - PT_INTERP_BEFORE : PT_INTERP_BEFORE - i; /* out(x) += w in(x + s) */
+    int lo = s < 0 ? -s : 0, hi = s > 0 ? m - s : m;
+    float a = wx[i];
+    for (int y = 0; y < m; y++) {
+      float *o = (float *)(rows + y * row);
+      const float *src = (const float *)(in + y * row + s);
+      for (int x = 2 * lo; x < 2 * hi; x++) o[x] += a * src[x];
+    }
+  }
+  for (int i = 0; i < PT_INTERP_TAPS; i++) {
+    int s = adjoint ? i - PT_INTERP_BEFORE : PT_INTERP_BEFORE - i;
+    int lo = s < 0 ? -s : 0, hi = s > 0 ? m - s : m;
+    float a = wy[i];
+    for (int y = lo; y < hi; y++) {
+      float *o = (float *)(out + y * row);
+      const float *src = (const float *)(rows + (y + s) * row);
+      for (int x = 0; x < 2 * m; x++) o[x] += a * src[x];
+    }
+  }
+}
+
+ptyc_status pt_cpu_interp_shift(void *ctx, const ptyc_scan *scan, int first, int n,
+                                const ptyc_c32 *probe, const ptyc_c32 *object, ptyc_c32 *probes,
+                                ptyc_c32 *psi) {
+  int m = scan->m, k_modes = scan->n_modes, w = scan->obj_w, threads = THREADS(ctx);
+  size_t image = (size_t)m * m;
+  ptyc_c32 *work = pt_cpu_scratch(ctx, sizeof(ptyc_c32) * image * (size_t)threads);
+  if (work == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory in interp_shift");
+  pt_interp_design design;
+  pt_interp_design_make(&design);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
+  for (int b = 0; b < n; b++)
+    for (int k = 0; k < k_modes; k++) {
+      patch_pos p = batch_position(scan, first, b);
+      float wy[PT_INTERP_TAPS], wx[PT_INTERP_TAPS];
+      pt_interp_weights(&design, p.fy, wy, NULL);
+      pt_interp_weights(&design, p.fx, wx, NULL);
+      ptyc_c32 *out = probes + ((size_t)b * k_modes + k) * image;
+      interp_filter(m, wy, wx, 0, probe + (size_t)k * image,
+                    work + image * (size_t)omp_get_thread_num(), out);
+      if (psi == NULL) continue;
+      ptyc_c32 *wave = psi + ((size_t)b * k_modes + k) * image;
+      for (int y = 0; y < m; y++) {
+        const ptyc_c32 *orow = object + (size_t)(p.y0 + y) * w + p.x0;
+        for (int x = 0; x < m; x++) wave[y * m + x] = pt_cmul(out[y * m + x], orow[x]);
+      }
+    }
+  return PTYC_OK;
+}
+
+/* Each thread sums its share of the batch into its own double-precision images, which
+ * are then added in thread order: no races, and the same result for a thread count. */
+ptyc_status pt_cpu_interp_unshift_accumulate(void *ctx, const ptyc_scan *scan, int first, int n,
+                                             const ptyc_c32 *object, const ptyc_c32 *chi,
+                                             ptyc_c32 *acc, float *den) {
+  int m = scan->m, k_modes = scan->n_modes, w = scan->obj_w, threads = THREADS(ctx);
+  size_t image = (size_t)m * m, modes = image * k_modes;
+  /* per thread: G, the row pass and the filtered image (complex), then the sums (double) */
+  size_t per_thread = 3 * image * sizeof(ptyc_c32) + 2 * modes * sizeof(double);
+  char *work = pt_cpu_scratch(ctx, per_thread * (size_t)threads);
+  if (work == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory in interp_unshift_accumulate");
+  pt_interp_design design;
+  pt_interp_design_make(&design);
+#pragma omp parallel num_threads(threads)
+  {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    ptyc_c32 *g = (ptyc_c32 *)(work + per_thread * (size_t)t);
+    ptyc_c32 *rows = g + image, *filtered = rows + image;
+    double *sum = (double *)(filtered + image);
+    memset(sum, 0, 2 * modes * sizeof(double));
+    int b_lo = (int)((long)n * t / nt), b_hi = (int)((long)n * (t + 1) / nt);
+    for (int b = b_lo; b < b_hi; b++) {
+      patch_pos p = batch_position(scan, first, b);
+      float wy[PT_INTERP_TAPS], wx[PT_INTERP_TAPS];
+      pt_interp_weights(&design, p.fy, wy, NULL);
+      pt_interp_weights(&design, p.fx, wx, NULL);
+      for (int k = 0; k < k_modes; k++) {
+        const ptyc_c32 *c = chi + ((size_t)b * k_modes + k) * image;
+        const ptyc_c32 *src = c;
+        if (object != NULL) {
+          for (int y = 0; y < m; y++) {
+            const ptyc_c32 *orow = object + (size_t)(p.y0 + y) * w + p.x0;
+            for (int x = 0; x < m; x++) g[y * m + x] = pt_cmulc(orow[x], c[y * m + x]);
+          }
+          src = g;
+        }
+        interp_filter(m, wy, wx, 1, src, rows, filtered);
+        double *s_k = sum + 2 * (size_t)k * image;
+        for (size_t i = 0; i < image; i++) {
+          s_k[2 * i] += filtered[i].re;
+          s_k[2 * i + 1] += filtered[i].im;
+        }
+      }
+    }
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (long i = 0; i < (long)modes; i++) {
+      double re = 0.0, im = 0.0;
+      for (int u = 0; u < nt; u++) {
+        const double *s_u = (const double *)(work + per_thread * (size_t)u + 3 * image * sizeof(ptyc_c32));
+        re += s_u[2 * i];
+        im += s_u[2 * i + 1];
+      }
+      acc[i].re += (float)re;
+      acc[i].im += (float)im;
+    }
+  }
+  if (den != NULL) add_object_intensity(ctx, scan, first, n, object, den);
+  return PTYC_OK;
+}
+
 /* Gaussian model: one pass, residual = (sqrt(d/I) - 1) Psi / M^2. */
 static double gaussian_residual(int m, int k_modes, const float *d, const float *mask,
                                 ptyc_c32 *waves) {
@@ -276,17 +418,7 @@ ptyc_status pt_cpu_probe_gradient(void *ctx, const ptyc_scan *scan, int first, i
         for (int x = 0; x < m; x++) g[base + y * m + x] = pt_cmulc(orow[x], chi[base + y * m + x]);
       }
     }
-  if (den == NULL) return PTYC_OK;
-#pragma omp parallel for schedule(static) num_threads(THREADS(ctx))
-  for (int y = 0; y < m; y++)
-    for (int x = 0; x < m; x++) {
-      double s = 0.0;
-      for (int b = 0; b < n; b++) {
-        patch_pos p = batch_position(scan, first, b);
-        s += pt_cabs2(object[(size_t)(p.y0 + y) * w + p.x0 + x]);
-      }
-      den[y * m + x] += (float)s;
-    }
+  if (den != NULL) add_object_intensity(ctx, scan, first, n, object, den);
   return PTYC_OK;
 }
 

@@ -121,6 +121,21 @@ cudaError_t pt_cuda_launch_probe_gradient(pt_cuda_batch batch, const ptyc_c32 *o
                                           const ptyc_c32 *chi, ptyc_c32 *g, float *den,
                                           cudaStream_t stream);
 
+/* ---- sub-pixel shifts by interpolation (kernels_interp.cu) ----------------------- */
+
+/* Scratch (weights) of both: batch.n * PT_CUDA_INTERP_SCRATCH bytes. */
+#define PT_CUDA_INTERP_SCRATCH (2 * 12 * sizeof(float)) /* 2 axes x PT_INTERP_TAPS */
+/* psi may be NULL (then object is not read). */
+cudaError_t pt_cuda_launch_interp_shift(pt_cuda_batch batch, const ptyc_c32 *probe,
+                                        const ptyc_c32 *object, ptyc_c32 *probes,
+                                        ptyc_c32 *psi, float *weights, cudaStream_t stream);
+/* object may be NULL (then G = chi), den may be NULL. */
+cudaError_t pt_cuda_launch_interp_unshift_accumulate(pt_cuda_batch batch,
+                                                     const ptyc_c32 *object,
+                                                     const ptyc_c32 *chi, ptyc_c32 *acc,
+                                                     float *den, float *weights,
+                                                     cudaStream_t stream);
+
 /* ---- Fourier-space projection (kernels_fourier.cu) ----------------------------- */
 
 /* poisson: 0 = Gaussian model, 1 = Poisson. scratch: batch.n *

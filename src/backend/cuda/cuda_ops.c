@@ -111,6 +111,42 @@ ptyc_status pt_cuda_exit_waves(void *vctx, const ptyc_scan *scan, int first, int
   return PTYC_OK;
 }
 
+ptyc_status pt_cuda_interp_shift(void *vctx, const ptyc_scan *scan, int first, int n,
+                                 const ptyc_c32 *probe, const ptyc_c32 *object, ptyc_c32 *probes,
+                                 ptyc_c32 *psi) {
+  pt_cuda_ctx *ctx = vctx;
+  PT_CUDA(cudaSetDevice(ctx->device));
+  int step = pt_cuda_entries_per_launch(PT_CUDA_INTERP_SCRATCH);
+  if (step == 0) return pt_cuda_scratch_too_small("interp_shift", PT_CUDA_INTERP_SCRATCH);
+  size_t images = (size_t)scan->n_modes * image_count(scan);
+  for (int b0 = 0; b0 < n; b0 += step) {
+    int count = n - b0 < step ? n - b0 : step;
+    size_t at = (size_t)b0 * images;
+    PT_LAUNCH(ctx, pt_cuda_launch_interp_shift(pt_cuda_make_batch(scan, first + b0, count), probe,
+                                               object, probes + at, psi ? psi + at : NULL,
+                                               ctx->scratch, ctx->stream));
+  }
+  return PTYC_OK;
+}
+
+ptyc_status pt_cuda_interp_unshift_accumulate(void *vctx, const ptyc_scan *scan, int first, int n,
+                                              const ptyc_c32 *object, const ptyc_c32 *chi,
+                                              ptyc_c32 *acc, float *den) {
+  pt_cuda_ctx *ctx = vctx;
+  PT_CUDA(cudaSetDevice(ctx->device));
+  int step = pt_cuda_entries_per_launch(PT_CUDA_INTERP_SCRATCH);
+  if (step == 0)
+    return pt_cuda_scratch_too_small("interp_unshift_accumulate", PT_CUDA_INTERP_SCRATCH);
+  size_t images = (size_t)scan->n_modes * image_count(scan);
+  for (int b0 = 0; b0 < n; b0 += step) {
+    int count = n - b0 < step ? n - b0 : step;
+    PT_LAUNCH(ctx, pt_cuda_launch_interp_unshift_accumulate(
+                       pt_cuda_make_batch(scan, first + b0, count), object,
+                       chi + (size_t)b0 * images, acc, den, ctx->scratch, ctx->stream));
+  }
+  return PTYC_OK;
+}
+
 ptyc_status pt_cuda_fourier_residual(void *vctx, const ptyc_scan *scan, int first, int n,
                                      ptyc_noise_model noise_model, const float *patterns,
                                      const float *mask, ptyc_c32 *waves, double *cost) {

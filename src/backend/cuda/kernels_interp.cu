@@ -1,0 +1,301 @@
+/* Sub-pixel shifts by interpolation (src/backend/interp_math.h): the windowed-sinc filter
+ * of the probe modes, fused with the exit waves, and its adjoint summed over a batch,
+ * fused with the probe gradient's conj(O) chi. Each launcher first solves every entry's
+ * weights into scratch (2 * T floats per entry), which its blocks then read.
+ *
+ * Launch shape: a block of 32 x 8 threads makes a 32 x 32 tile of output pixels (each
+ * thread 4 consecutive rows of one column). The tile's input, with the filter's reach of T - 1 pixels, is
+ * staged in shared memory; the row pass filters it into `mid`, the column pass into
+ * the outputs. grid.x = tiles of the image, grid.y = (entry, mode) or (mode, group of
+ * entries), looping when there are more than 65535. */
+#include "backend/cuda/cuda_device_util.h"
+#include "backend/interp_math.h"
+
+#define TILE 32
+#define TILE_ROWS 8                              /* blockDim.y */
+#define REACH (PT_INTERP_TAPS - 1)               /* extra input pixels per axis */
+#define SPAN (TILE + REACH)                      /* input pixels per axis of a tile */
+/* Entries each block of the adjoint sums before one atomic add per output pixel. */
+#define ENTRIES_PER_BLOCK 8
+
+static_assert(PT_CUDA_INTERP_SCRATCH == 2 * PT_INTERP_TAPS * sizeof(float),
+              "PT_CUDA_INTERP_SCRATCH holds one entry's weights");
+
+static unsigned grid_rows(size_t rows) {
+  return (unsigned)(rows < PT_MAX_GRID_Y ? rows : PT_MAX_GRID_Y);
+}
+
+/* Tile `t` of an M x M image: its top-left output pixel. */
+__device__ __forceinline__ void tile_corner(int m, int t, int *y0, int *x0) {
+  int tiles_x = (m + TILE - 1) / TILE;
+  *y0 = (t / tiles_x) * TILE;
+  *x0 = (t % tiles_x) * TILE;
+}
+
+/* ---- the weights: one thread per (entry, axis) solves the filter's normal equations
+ * (interp_math.h) into weights[b][0..T) (along y) and [T..2T) (along x). */
+
+__global__ void interp_weights_kernel(pt_cuda_batch batch, const pt_interp_design design,
+                                      float *__restrict__ weights) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= 2 * batch.n) return;
+  pt_patch p = batch_patch(batch, i >> 1);
+  pt_interp_weights(&design, (i & 1) ? p.fx : p.fy, weights + (size_t)i * PT_INTERP_TAPS, NULL);
+}
+
+/* The inverse Gram matrix is the same for every launch: made on the host (a few
+ * microseconds) and passed by value. */
+static cudaError_t launch_weights(const pt_cuda_batch &batch, float *weights,
+                                  cudaStream_t stream) {
+  pt_interp_design design;
+  pt_interp_design_make(&design);
+  interp_weights_kernel<<<pt_blocks(2 * (size_t)batch.n, 64), 64, 0, stream>>>(batch, design,
+                                                                                weights);
+  return cudaGetLastError();
+}
+
+/* Rows and columns of a staged tile each thread loads: all of its loads are issued
+ * before the first is used (the loop is unrolled), so their latencies overlap. */
+#define STAGE_ROWS ((SPAN + TILE_ROWS - 1) / TILE_ROWS)
+#define STAGE_COLS ((SPAN + TILE - 1) / TILE)
+
+/* Entry b's weights into shared memory. */
+__device__ __forceinline__ void load_weights(const float *__restrict__ weights, int b, float *w) {
+  int t = threadIdx.y * blockDim.x + threadIdx.x;
+  if (t < 2 * PT_INTERP_TAPS) w[t] = __ldg(weights + (size_t)b * 2 * PT_INTERP_TAPS + t);
+}
+
+/* The row pass then the column pass over the staged tile: out[q] = output pixel
+ * (4 threadIdx.y + q, threadIdx.x) of the tile. `in` is SPAN x SPAN, `mid` SPAN x TILE
+ * (+1 column of padding). Tap i reads input i pixels before the far end of the reach
+ * (forward: in(y - i + BEFORE) sits at local y + REACH - i when the tile starts
+ * REACH - BEFORE pixels early; adjoint: in(y + i - BEFORE) at local y + i when it
+ * starts BEFORE early).
+ * Each thread makes 4 consecutive outputs along the filtered axis from the 4 + REACH
+ * inputs they share, kept in registers: a quarter of the shared-memory reads of one
+ * output per thread. In the row pass the lanes of a warp take consecutive rows (the
+ * odd row stride SPAN spreads them over all banks) and the warps the 4-pixel groups
+ * of x; `mid`'s padding keeps its column-wise writes off a single bank. */
+template <bool ADJOINT>
+__device__ __forceinline__ void filter_tile(const float2 (*in)[SPAN], float2 (*mid)[TILE + 1],
+                                            const float *w, float2 out[4]) {
+  const float *wy = w, *wx = w + PT_INTERP_TAPS;
+  const int lane = threadIdx.x, x0 = 4 * threadIdx.y; /* blockDim.x == 32 */
+  for (int r = lane; r < SPAN; r += 32) {
+    float2 v[4 + REACH];
+#pragma unroll
+    for (int q = 0; q < 4 + REACH; q++) v[q] = in[r][x0 + q];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      float2 s = make_float2(0.f, 0.f);
+#pragma unroll
+      for (int i = 0; i < PT_INTERP_TAPS; i++) {
+        float2 u = v[ADJOINT ? j + i : j + REACH - i];
+        s.x += wx[i] * u.x;
+        s.y += wx[i] * u.y;
+      }
+      mid[r][x0 + j] = s;
+    }
+  }
+  __syncthreads();
+  float2 v[4 + REACH];
+#pragma unroll
+  for (int q = 0; q < 4 + REACH; q++) v[q] = mid[x0 + q][lane];
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    float2 s = make_float2(0.f, 0.f);
+#pragma unroll
+    for (int i = 0; i < PT_INTERP_TAPS; i++) {
+      float2 u = v[ADJOINT ? j + i : j + REACH - i];
+      s.x += wy[i] * u.x;
+      s.y += wy[i] * u.y;
+    }
+    out[j] = s;
+  }
+}
+
+/* ---- interp_shift: probes[b][k] = S_b probe[k]; psi[b][k] = probes[b][k] O_b ---------------- */
+
+/* Where this thread's staged pixels come from: offset y * m + x in an M x M image, or
+ * -1 outside it. The same for every entry and mode of the tile, so computed once. */
+__device__ __forceinline__ void stage_offsets(int m, int first_y, int first_x,
+                                              int (&at)[STAGE_ROWS][STAGE_COLS]) {
+#pragma unroll
+  for (int i = 0; i < STAGE_ROWS; i++)
+#pragma unroll
+    for (int j = 0; j < STAGE_COLS; j++) {
+      int r = threadIdx.y + i * TILE_ROWS, c = threadIdx.x + j * TILE;
+      int y = first_y + r, x = first_x + c;
+      at[i][j] = r < SPAN && c < SPAN && y >= 0 && y < m && x >= 0 && x < m ? y * m + x : -1;
+    }
+}
+
+/* One block per (tile, entry): the entry's weights and object pixels serve all K modes. */
+__global__ void __launch_bounds__(TILE * TILE_ROWS)
+    interp_shift_kernel(pt_cuda_batch batch, const float *__restrict__ weights,
+                        const ptyc_c32 *__restrict__ probe,
+                        const ptyc_c32 *__restrict__ object, ptyc_c32 *__restrict__ probes,
+                        ptyc_c32 *__restrict__ psi) {
+  __shared__ float2 in[SPAN][SPAN];
+  __shared__ float2 mid[SPAN][TILE + 1];
+  __shared__ float w[2 * PT_INTERP_TAPS];
+  const int m = batch.m, k_modes = batch.n_modes;
+  const int pixels = m * m;
+  int ty0, tx0;
+  tile_corner(m, blockIdx.x, &ty0, &tx0);
+  int at[STAGE_ROWS][STAGE_COLS];
+  stage_offsets(m, ty0 - (REACH - PT_INTERP_BEFORE), tx0 - (REACH - PT_INTERP_BEFORE), at);
+  const int x = tx0 + threadIdx.x, y_first = ty0 + 4 * threadIdx.y;
+  for (int b = blockIdx.y; b < batch.n; b += gridDim.y) {
+    const pt_patch p = batch_patch(batch, b);
+    float2 o[4];
+    const float2 *orow = reinterpret_cast<const float2 *>(object) +
+                         ((size_t)p.y0 * batch.obj_w + p.x0);
+#pragma unroll
+    for (int q = 0; q < 4; q++)
+      o[q] = psi != NULL && y_first + q < m && x < m ? __ldg(orow + (y_first + q) * batch.obj_w + x)
+                                                     : make_float2(0.f, 0.f);
+    __syncthreads(); /* the previous entry's weights are no longer read */
+    load_weights(weights, b, w);
+    for (int k = 0; k < k_modes; k++) {
+      const float2 *src = reinterpret_cast<const float2 *>(probe) + (size_t)k * pixels;
+      float2 staged[STAGE_ROWS][STAGE_COLS];
+#pragma unroll
+      for (int i = 0; i < STAGE_ROWS; i++)
+#pragma unroll
+        for (int j = 0; j < STAGE_COLS; j++)
+          staged[i][j] = at[i][j] >= 0 ? __ldg(src + at[i][j]) : make_float2(0.f, 0.f);
+      __syncthreads(); /* the previous mode's tile is no longer read */
+#pragma unroll
+      for (int i = 0; i < STAGE_ROWS; i++)
+#pragma unroll
+        for (int j = 0; j < STAGE_COLS; j++) {
+          int r = threadIdx.y + i * TILE_ROWS, c = threadIdx.x + j * TILE;
+          if (r < SPAN && c < SPAN) in[r][c] = staged[i][j];
+        }
+      __syncthreads();
+      float2 out[4];
+      filter_tile<false>(in, mid, w, out);
+      const size_t image = ((size_t)b * k_modes + k) * pixels;
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        if (y_first + q >= m || x >= m) continue;
+        size_t i = image + (size_t)(y_first + q) * m + x;
+        reinterpret_cast<float2 *>(probes)[i] = out[q];
+        if (psi != NULL)
+          reinterpret_cast<float2 *>(psi)[i] =
+              make_float2(out[q].x * o[q].x - out[q].y * o[q].y, out[q].x * o[q].y + out[q].y * o[q].x);
+      }
+    }
+  }
+}
+
+extern "C" cudaError_t pt_cuda_launch_interp_shift(pt_cuda_batch batch, const ptyc_c32 *probe,
+                                                   const ptyc_c32 *object, ptyc_c32 *probes,
+                                                   ptyc_c32 *psi, float *weights,
+                                                   cudaStream_t stream) {
+  cudaError_t err = launch_weights(batch, weights, stream);
+  if (err != cudaSuccess) return err;
+  int tiles = (batch.m + TILE - 1) / TILE;
+  dim3 grid((unsigned)(tiles * tiles), grid_rows((size_t)batch.n));
+  interp_shift_kernel<<<grid, dim3(TILE, TILE_ROWS), 0, stream>>>(batch, weights, probe, object,
+                                                                  probes, psi);
+  return cudaGetLastError();
+}
+
+/* ---- interp_unshift_accumulate: acc[k] += sum_b S_b^T G[b][k], den += sum_b |O_b|^2 ----------
+ * Each block sums ENTRIES_PER_BLOCK entries of one mode in registers, then adds them to
+ * acc with one atomic add per pixel (the blocks of other entry groups add theirs). */
+
+__global__ void __launch_bounds__(TILE * TILE_ROWS)
+    interp_unshift_kernel(pt_cuda_batch batch, const float *__restrict__ weights,
+                          const ptyc_c32 *__restrict__ object,
+                          const ptyc_c32 *__restrict__ chi, ptyc_c32 *__restrict__ acc,
+                          float *__restrict__ den) {
+  __shared__ float2 in[SPAN][SPAN];
+  __shared__ float2 mid[SPAN][TILE + 1];
+  __shared__ float w[2 * PT_INTERP_TAPS];
+  const int m = batch.m, k_modes = batch.n_modes;
+  const size_t pixels = (size_t)m * m;
+  const int groups = (batch.n + ENTRIES_PER_BLOCK - 1) / ENTRIES_PER_BLOCK;
+  int ty0, tx0;
+  tile_corner(m, blockIdx.x, &ty0, &tx0);
+  const int x = tx0 + threadIdx.x;
+  /* the staged pixels' offsets in chi's images, and in the object relative to a patch's
+   * corner (the same pixels: both are -1 outside the window) */
+  int at[STAGE_ROWS][STAGE_COLS], at_object[STAGE_ROWS][STAGE_COLS];
+  stage_offsets(m, ty0 - PT_INTERP_BEFORE, tx0 - PT_INTERP_BEFORE, at);
+#pragma unroll
+  for (int i = 0; i < STAGE_ROWS; i++)
+#pragma unroll
+    for (int j = 0; j < STAGE_COLS; j++)
+      at_object[i][j] = at[i][j] < 0 ? -1 : (at[i][j] / m) * batch.obj_w + at[i][j] % m;
+  for (int kg = blockIdx.y; kg < k_modes * groups; kg += gridDim.y) {
+    const int k = kg / groups, g = kg - k * groups;
+    const int b_end = min(batch.n, (g + 1) * ENTRIES_PER_BLOCK);
+    float2 sum[4];
+    float illumination[4];
+#pragma unroll
+    for (int q = 0; q < 4; q++) sum[q] = make_float2(0.f, 0.f), illumination[q] = 0.f;
+    for (int b = g * ENTRIES_PER_BLOCK; b < b_end; b++) {
+      const pt_patch p = batch_patch(batch, b);
+      const float2 *c = reinterpret_cast<const float2 *>(chi) + ((size_t)b * k_modes + k) * pixels;
+      const float2 *corner = reinterpret_cast<const float2 *>(object) +
+                             ((size_t)p.y0 * batch.obj_w + p.x0);
+      float2 staged[STAGE_ROWS][STAGE_COLS], obj[STAGE_ROWS][STAGE_COLS];
+#pragma unroll
+      for (int i = 0; i < STAGE_ROWS; i++)
+#pragma unroll
+        for (int j = 0; j < STAGE_COLS; j++) {
+          staged[i][j] = at[i][j] >= 0 ? __ldg(c + at[i][j]) : make_float2(0.f, 0.f);
+          obj[i][j] = at[i][j] >= 0 && object != NULL ? __ldg(corner + at_object[i][j])
+                                                      : make_float2(1.f, 0.f);
+        }
+      __syncthreads(); /* the previous entry's tile is no longer read */
+      load_weights(weights, b, w);
+#pragma unroll
+      for (int i = 0; i < STAGE_ROWS; i++)
+#pragma unroll
+        for (int j = 0; j < STAGE_COLS; j++) {
+          int r = threadIdx.y + i * TILE_ROWS, col = threadIdx.x + j * TILE;
+          float2 o = obj[i][j], v = staged[i][j]; /* conj(O) chi */
+          if (r < SPAN && col < SPAN)
+            in[r][col] = make_float2(o.x * v.x + o.y * v.y, o.x * v.y - o.y * v.x);
+        }
+      __syncthreads();
+      float2 out[4];
+      filter_tile<true>(in, mid, w, out);
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        sum[q].x += out[q].x;
+        sum[q].y += out[q].y;
+        const int y = ty0 + 4 * threadIdx.y + q;
+        if (den != NULL && k == 0 && y < m && x < m)
+          illumination[q] += pt_cabs2(ldg_c32(object + object_index(p, batch.obj_w, y, x)));
+      }
+    }
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      const int y = ty0 + 4 * threadIdx.y + q;
+      if (y >= m || x >= m) continue;
+      atomic_add_c32(acc + (size_t)k * pixels + (size_t)y * m + x, sum[q].x, sum[q].y);
+      if (den != NULL && k == 0) atomicAdd(den + (size_t)y * m + x, illumination[q]);
+    }
+  }
+}
+
+extern "C" cudaError_t pt_cuda_launch_interp_unshift_accumulate(pt_cuda_batch batch,
+                                                                const ptyc_c32 *object,
+                                                                const ptyc_c32 *chi,
+                                                                ptyc_c32 *acc, float *den,
+                                                                float *weights,
+                                                                cudaStream_t stream) {
+  cudaError_t err = launch_weights(batch, weights, stream);
+  if (err != cudaSuccess) return err;
+  int tiles = (batch.m + TILE - 1) / TILE;
+  size_t groups = ((size_t)batch.n + ENTRIES_PER_BLOCK - 1) / ENTRIES_PER_BLOCK;
+  dim3 grid((unsigned)(tiles * tiles), grid_rows(groups * batch.n_modes));
+  interp_unshift_kernel<<<grid, dim3(TILE, TILE_ROWS), 0, stream>>>(batch, weights, object, chi,
+                                                                    acc, den);
+  return cudaGetLastError();
+}
