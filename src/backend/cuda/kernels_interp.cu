@@ -15,7 +15,8 @@
 #define TILE_ROWS 8                              /* blockDim.y */
 #define REACH (PT_INTERP_TAPS - 1)               /* extra input pixels per axis */
 #define SPAN (TILE + REACH)                      /* input pixels per axis of a tile */
-/* Entries each block of the adjoint sums before one atomic add per output pixel. */
+/* Entries each block of the adjoint sums before one atomic add per output pixel
+ * (measured on the H100, medium preset: 8 entries 0.53 ms per batch, 4 0.55, 2 0.61). */
 #define ENTRIES_PER_BLOCK 8
 
 static_assert(PT_CUDA_INTERP_SCRATCH == 2 * PT_INTERP_TAPS * sizeof(float),
