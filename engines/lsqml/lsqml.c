@@ -12,8 +12,11 @@
  * delta = damping * max(illumination). After each iteration, heavy-ball momentum
  * X += mu (X - X_previous iteration) speeds up object and probe (lsqml.momentum = mu;
  * on the small preset NRMSE after 40 iterations 0.077 -> 0.037 with mu = 0.5), and the
- * probe modes are orthogonalised. In the step-size system dP is used unshifted: a sub-pixel shift barely
- * changes those inner products, and it saves two FFTs per position and mode.
+ * probe modes are orthogonalised. The sub-pixel shift S is the exact Fourier ramp
+ * (two FFTs per position and mode) or, with probe.shift = "interpolate", a 12-tap
+ * filter (src/backend/interp_math.h) and its transpose. In the step-size system dP is
+ * used unshifted: a sub-pixel shift barely changes those inner products, and it saves
+ * two FFTs per position and mode.
  *
  * Data parallel on several ranks (include/ptyc/comm.h): every rank holds replicas of
  * object, probe and positions but only the patterns of its own positions
@@ -235,54 +238,47 @@ static ptyc_buf sub(ptyc_buf buf, size_t offset, size_t nbytes) {
   return (ptyc_buf){(char *)buf.ptr + offset, nbytes};
 }
 
-/* Where a sub-batch is: entries [first, first + n) of the order, and their patterns
- * from pattern_first on (through pattern_scan). */
-typedef struct chain_at {
-  int first;
-  const ptyc_scan *pattern_scan;
-  int pattern_first;
-  int n;
-} chain_at;
-
-/* The per-position ops of a sub-batch: shifted probes, exit waves, Fourier projection,
- * chi, and their contributions to the object's and probe's update numerators and
- * illuminations. `probes` and `waves` (now chi) stay for the step sizes.
+/* The per-position ops of this rank's entries [first, first + n) of the order (their
+ * patterns from pattern_first on, through pattern_scan): shifted probes, exit waves,
+ * Fourier projection, chi, and their contributions to the object's and probe's update
+ * numerators and illuminations. `probes` and `waves` (now chi) stay for the step sizes.
  * (Running this a few entries at a time, so that each op would read what the previous
  * one wrote from the GPU's L2, was measured on the H100 and gained at most 3 %: at 16
  * entries 108 vs 112 ms per iteration, and lost below 8 entries to launch overhead.) */
-static ptyc_status per_position_chain(lsqml *s, const chain_at *at, ptyc_buf patterns) {
+static ptyc_status per_position_chain(lsqml *s, int first, int n, const ptyc_scan *pattern_scan,
+                                      int pattern_first, ptyc_buf patterns) {
   ptyc_backend *be = s->be;
   ptyc_model *m = s->model;
   const ptyc_scan *scan = &s->scan;
   ptyc_buf probes = s->probes, waves = s->waves, cost = s->cost;
-  int images = m->n_modes * at->n;
+  int images = m->n_modes * n;
   float inv_pixels = 1.f / (float)(m->m * m->m);
   int fourier = s->opts.probe.shift == PTYC_SHIFT_FOURIER;
   if (fourier) {
-    PT_TRY(ptyc_op_shift_spectrum(be, scan, at->first, at->n, s->probe_spectrum, inv_pixels,
+    PT_TRY(ptyc_op_shift_spectrum(be, scan, first, n, s->probe_spectrum, inv_pixels,
                                   probes));
     PT_TRY(ptyc_fft_exec_count(be, s->plan, probes, images, 1));
-    PT_TRY(ptyc_op_exit_waves(be, scan, at->first, at->n, m->object, probes, waves));
+    PT_TRY(ptyc_op_exit_waves(be, scan, first, n, m->object, probes, waves));
   } else {
-    PT_TRY(ptyc_op_interp_shift(be, scan, at->first, at->n, m->probe, m->object, probes, waves));
+    PT_TRY(ptyc_op_interp_shift(be, scan, first, n, m->probe, m->object, probes, waves));
   }
   PT_TRY(ptyc_fft_exec_count(be, s->plan, waves, images, 0));
-  PT_TRY(ptyc_op_fourier_residual(be, at->pattern_scan, at->pattern_first, at->n,
+  PT_TRY(ptyc_op_fourier_residual(be, pattern_scan, pattern_first, n,
                                   s->opts.lsqml.noise_model, patterns, m->mask, waves, cost));
   PT_TRY(ptyc_fft_exec_count(be, s->plan, waves, images, 1)); /* waves now hold chi */
   if (s->opts.object.optimizable)
-    PT_TRY(ptyc_op_object_gradient(be, scan, at->first, at->n, probes, waves, (ptyc_buf){0},
+    PT_TRY(ptyc_op_object_gradient(be, scan, first, n, probes, waves, (ptyc_buf){0},
                                    s->obj_num, s->obj_den));
   if (!s->opts.probe.optimizable) return PTYC_OK;
   if (!fourier)
-    return ptyc_op_interp_unshift_accumulate(be, scan, at->first, at->n, m->object, waves,
+    return ptyc_op_interp_unshift_accumulate(be, scan, first, n, m->object, waves,
                                              s->probe_num, s->probe_den);
   /* the Fourier shift's adjoint works on spectra: probe_num is one until lsqml_batch
    * transforms it back */
-  PT_TRY(ptyc_op_probe_gradient(be, scan, at->first, at->n, m->object, waves, s->g,
+  PT_TRY(ptyc_op_probe_gradient(be, scan, first, n, m->object, waves, s->g,
                                 s->probe_den));
   PT_TRY(ptyc_fft_exec_count(be, s->plan, s->g, images, 0));
-  PT_TRY(ptyc_op_unshift_accumulate(be, scan, at->first, at->n, s->g, inv_pixels, s->probe_num));
+  PT_TRY(ptyc_op_unshift_accumulate(be, scan, first, n, s->g, inv_pixels, s->probe_num));
   return PTYC_OK;
 }
 
@@ -329,10 +325,10 @@ static ptyc_status lsqml_batch(lsqml *s, int b) {
       PT_TRY(ptyc_buf_copy(be, s->probe_spectrum, 0, m->probe, 0, m->probe.nbytes));
       PT_TRY(ptyc_fft_exec(be, s->plan_probe, s->probe_spectrum, 0));
     }
-    chain_at at = {first, pattern_scan, pattern_first, n};
-    PT_TRY(per_position_chain(s, &at, patterns));
+    PT_TRY(per_position_chain(s, first, n, pattern_scan, pattern_first, patterns));
     PT_TRY(ptyc_op_sum(be, s->cost, (size_t)n, s->loss, 1));
   }
+  if (!object_on && !probe_on) return PTYC_OK; /* nothing to update: no step sizes */
   if (object_on) {
     PT_TRY(ptyc_comm_allreduce(s->comm, num_rows, 0, 2 * row_pixels, PTYC_COMM_FLOAT));
     PT_TRY(ptyc_comm_allreduce(s->comm, den_rows, 0, row_pixels, PTYC_COMM_FLOAT));

@@ -126,8 +126,9 @@ static void test_subpixel_shift(ptyc_backend *be) {
 /* The interpolated shift (interp_shift) of a smooth Gaussian probe by (0.3, 0.7) equals
  * the Gaussian centred at c + f, as the Fourier shift does; an integer position leaves
  * the probe exactly as it is. The least-squares filter of src/backend/interp_math.h is
- * accurate to about 4e-5 of the peak on content this smooth (its design predicts
- * 3.8e-5 at the worst fraction); the filter does not reach past the window, so a
+ * accurate to about 6e-5 of the peak on content this smooth (its design predicts
+ * 3.8e-5 at the worst fraction, float rounding adds the rest); the filter does not
+ * reach past the window, so a
  * constant part is kept only 6 pixels from the edges. */
 static void test_interp_shift(ptyc_backend *be) {
   int m = 32;

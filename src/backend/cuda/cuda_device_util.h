@@ -98,6 +98,22 @@ static inline unsigned pt_blocks(size_t count, unsigned per_block) {
   return (unsigned)((count + per_block - 1) / per_block);
 }
 
+/* grid.y for `rows` rows of work: at most PT_MAX_GRID_Y (the kernels loop over the rest). */
+static inline unsigned pt_grid_rows(size_t rows) {
+  return (unsigned)(rows < PT_MAX_GRID_Y ? rows : PT_MAX_GRID_Y);
+}
+
+/* out[b] = the bpp partial sums of entry b (part[b][0..bpp)), added in order, for b < n:
+ * the second stage of the per-entry reductions. */
+static __global__ void pt_finish_entry_sums_kernel(const double *__restrict__ part, int bpp,
+                                                   int n, double *__restrict__ out) {
+  int b = blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= n) return;
+  double s = 0.0;
+  for (int i = 0; i < bpp; i++) s += part[(size_t)b * bpp + i];
+  out[b] = s;
+}
+
 /* The smallest compile-time mode count >= k among 1, 2, 4, 8, 16 (PT_MAX_MODES): the
  * kernels that keep every mode of a pixel in registers are instantiated for these. */
 #define PT_DISPATCH_MODES(k, KMAX, ...)                                                  \

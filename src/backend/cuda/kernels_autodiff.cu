@@ -18,10 +18,6 @@
 /* Blocks of the grid-stride element-wise kernels. */
 #define AD_MAX_BLOCKS 8192
 
-static unsigned grid_rows(size_t rows) {
-  return (unsigned)(rows < PT_MAX_GRID_Y ? rows : PT_MAX_GRID_Y);
-}
-
 static unsigned elementwise_blocks(size_t count) {
   unsigned blocks = pt_blocks(count, PT_THREADS);
   return blocks > AD_MAX_BLOCKS ? AD_MAX_BLOCKS : (blocks == 0 ? 1 : blocks);
@@ -96,27 +92,17 @@ __global__ void loss_gradient_kernel(pt_cuda_batch batch, ptyc_loss loss,
   }
 }
 
-/* out[b] = the bpp partial sums of entry b, added in order. */
-__global__ void finish_entry_sums_kernel(const double *__restrict__ part, int bpp, int n,
-                                         double *__restrict__ out) {
-  int b = blockIdx.x * blockDim.x + threadIdx.x;
-  if (b >= n) return;
-  double s = 0.0;
-  for (int i = 0; i < bpp; i++) s += part[(size_t)b * bpp + i];
-  out[b] = s;
-}
-
 extern "C" cudaError_t pt_cuda_launch_loss_gradient(pt_cuda_batch batch, int loss,
                                                     const float *patterns, const float *mask,
                                                     ptyc_c32 *waves, double *cost,
                                                     double *scratch, cudaStream_t stream) {
   const int bpp = pt_cuda_blocks_per_position(batch.m);
-  dim3 grid((unsigned)bpp, grid_rows((size_t)batch.n));
+  dim3 grid((unsigned)bpp, pt_grid_rows((size_t)batch.n));
   PT_DISPATCH_MODES(batch.n_modes, KMAX,
                     loss_gradient_kernel<KMAX><<<grid, PT_THREADS, 0, stream>>>(
                         batch, (ptyc_loss)loss, patterns, mask, waves, scratch, bpp));
   PT_LAUNCH_CHECK();
-  finish_entry_sums_kernel<<<pt_blocks((size_t)batch.n, PT_THREADS), PT_THREADS, 0, stream>>>(
+  pt_finish_entry_sums_kernel<<<pt_blocks((size_t)batch.n, PT_THREADS), PT_THREADS, 0, stream>>>(
       scratch, bpp, batch.n, cost);
   return cudaGetLastError();
 }
@@ -174,7 +160,7 @@ extern "C" cudaError_t pt_cuda_launch_exit_waves_vjp(pt_cuda_batch batch, const 
                                                      float *object_intensity,
                                                      cudaStream_t stream) {
   size_t n_chunks = ((size_t)batch.n + VJP_CHUNK - 1) / VJP_CHUNK;
-  dim3 grid(pt_blocks((size_t)batch.m * batch.m, PT_THREADS), grid_rows(n_chunks));
+  dim3 grid(pt_blocks((size_t)batch.m * batch.m, PT_THREADS), pt_grid_rows(n_chunks));
   exit_waves_vjp_kernel<<<grid, PT_THREADS, 0, stream>>>(batch, object, probes, grad_psi,
                                                          grad_object, illumination, grad_probes,
                                                          object_intensity);
@@ -257,10 +243,10 @@ extern "C" cudaError_t pt_cuda_launch_shift_position_gradient(pt_cuda_batch batc
   const int m = batch.m, n = batch.n, bpp = pt_cuda_blocks_per_position(m);
   ptyc_c32 *ramps = (ptyc_c32 *)scratch;
   double *partial = (double *)(ramps + (size_t)n * 2 * m);
-  dim3 ramp_grid(pt_blocks(2 * (size_t)m, PT_THREADS), grid_rows((size_t)n));
+  dim3 ramp_grid(pt_blocks(2 * (size_t)m, PT_THREADS), pt_grid_rows((size_t)n));
   ad_ramps_kernel<<<ramp_grid, PT_THREADS, 0, stream>>>(batch, ramps);
   PT_LAUNCH_CHECK();
-  dim3 grid((unsigned)bpp, grid_rows((size_t)n));
+  dim3 grid((unsigned)bpp, pt_grid_rows((size_t)n));
   shift_gradient_kernel<<<grid, PT_THREADS, 0, stream>>>(batch, spectrum, scale, ramps,
                                                          grad_spectra, partial, bpp);
   PT_LAUNCH_CHECK();

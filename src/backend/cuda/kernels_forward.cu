@@ -12,10 +12,6 @@
  * register and reaches den with one atomic add. */
 #define PROBE_GRADIENT_CHUNK 8
 
-static unsigned grid_rows(size_t rows) {
-  return (unsigned)(rows < PT_MAX_GRID_Y ? rows : PT_MAX_GRID_Y);
-}
-
 /* ---- sub-pixel ramps ----------------------------------------------------------------------
  * The ramp of entry b is separable: ramp(u, v) = ey[u] * ex[v], stored as
  * ramps[b][0..M) = ey and ramps[b][M..2M) = ex, each value made by pt_shift_phasor
@@ -36,7 +32,7 @@ __global__ void shift_ramps_kernel(pt_cuda_batch batch, double sign,
 
 static cudaError_t launch_ramps(const pt_cuda_batch &batch, double sign, ptyc_c32 *ramps,
                                 cudaStream_t stream) {
-  dim3 grid(pt_blocks(2 * (size_t)batch.m, PT_THREADS), grid_rows(batch.n));
+  dim3 grid(pt_blocks(2 * (size_t)batch.m, PT_THREADS), pt_grid_rows(batch.n));
   shift_ramps_kernel<<<grid, PT_THREADS, 0, stream>>>(batch, sign, ramps);
   return cudaGetLastError();
 }
@@ -67,7 +63,7 @@ extern "C" cudaError_t pt_cuda_launch_shift_spectrum(pt_cuda_batch batch,
   cudaError_t err = launch_ramps(batch, -1.0, ramps, stream);
   if (err != cudaSuccess) return err;
   dim3 grid(pt_blocks((size_t)batch.m * batch.m, PT_THREADS),
-            grid_rows((size_t)batch.n * batch.n_modes));
+            pt_grid_rows((size_t)batch.n * batch.n_modes));
   shift_spectrum_kernel<<<grid, PT_THREADS, 0, stream>>>(batch, spectrum, scale, ramps, out);
   return cudaGetLastError();
 }
@@ -134,7 +130,7 @@ __global__ void exit_waves_kernel(pt_cuda_batch batch, const ptyc_c32 *__restric
 extern "C" cudaError_t pt_cuda_launch_exit_waves(pt_cuda_batch batch, const ptyc_c32 *object,
                                                  const ptyc_c32 *probes, ptyc_c32 *psi,
                                                  cudaStream_t stream) {
-  dim3 grid(pt_blocks((size_t)batch.m * batch.m, PT_THREADS), grid_rows(batch.n));
+  dim3 grid(pt_blocks((size_t)batch.m * batch.m, PT_THREADS), pt_grid_rows(batch.n));
   exit_waves_kernel<<<grid, PT_THREADS, 0, stream>>>(batch, object, probes, psi);
   return cudaGetLastError();
 }
@@ -176,7 +172,7 @@ extern "C" cudaError_t pt_cuda_launch_object_gradient(pt_cuda_batch batch,
                                                       const ptyc_c32 *chi, const float *weights,
                                                       ptyc_c32 *num, float *den,
                                                       cudaStream_t stream) {
-  dim3 grid(pt_blocks((size_t)batch.m * batch.m, PT_THREADS), grid_rows(batch.n));
+  dim3 grid(pt_blocks((size_t)batch.m * batch.m, PT_THREADS), pt_grid_rows(batch.n));
   object_gradient_kernel<<<grid, PT_THREADS, 0, stream>>>(batch, probes, chi, weights, num, den);
   return cudaGetLastError();
 }
@@ -217,7 +213,7 @@ extern "C" cudaError_t pt_cuda_launch_probe_gradient(pt_cuda_batch batch,
                                                      const ptyc_c32 *chi, ptyc_c32 *g,
                                                      float *den, cudaStream_t stream) {
   size_t n_chunks = ((size_t)batch.n + PROBE_GRADIENT_CHUNK - 1) / PROBE_GRADIENT_CHUNK;
-  dim3 grid(pt_blocks((size_t)batch.m * batch.m, PT_THREADS), grid_rows(n_chunks));
+  dim3 grid(pt_blocks((size_t)batch.m * batch.m, PT_THREADS), pt_grid_rows(n_chunks));
   probe_gradient_kernel<<<grid, PT_THREADS, 0, stream>>>(batch, object, chi, g, den);
   return cudaGetLastError();
 }

@@ -87,16 +87,6 @@ __global__ void gaussian_residual_kernel(pt_cuda_batch batch, const float *__res
   }
 }
 
-/* cost[b] = the bpp partial sums of entry b, added in order. */
-__global__ void finish_cost_kernel(const double *__restrict__ cost_part, int bpp, int n,
-                                   double *__restrict__ cost) {
-  int b = blockIdx.x * blockDim.x + threadIdx.x;
-  if (b >= n) return;
-  double s = 0.0;
-  for (int i = 0; i < bpp; i++) s += cost_part[(size_t)b * bpp + i];
-  cost[b] = s;
-}
-
 /* ---- Poisson -------------------------------------------------------------------------------- */
 
 struct poisson_scratch {
@@ -225,7 +215,7 @@ extern "C" cudaError_t pt_cuda_launch_fourier_residual(pt_cuda_batch batch, int 
                       gaussian_residual_kernel<KMAX><<<grid, PT_THREADS, 0, stream>>>(
                           batch, patterns, mask, waves, scratch, bpp));
     PT_LAUNCH_CHECK();
-    finish_cost_kernel<<<pt_blocks((size_t)n, PT_THREADS), PT_THREADS, 0, stream>>>(scratch, bpp,
+    pt_finish_entry_sums_kernel<<<pt_blocks((size_t)n, PT_THREADS), PT_THREADS, 0, stream>>>(scratch, bpp,
                                                                                   n, cost);
     return cudaGetLastError();
   }

@@ -22,10 +22,6 @@
 static_assert(PT_CUDA_INTERP_SCRATCH == 2 * PT_INTERP_TAPS * sizeof(float),
               "PT_CUDA_INTERP_SCRATCH holds one entry's weights");
 
-static unsigned grid_rows(size_t rows) {
-  return (unsigned)(rows < PT_MAX_GRID_Y ? rows : PT_MAX_GRID_Y);
-}
-
 /* Tile `t` of an M x M image: its top-left output pixel. */
 __device__ __forceinline__ void tile_corner(int m, int t, int *y0, int *x0) {
   int tiles_x = (m + TILE - 1) / TILE;
@@ -198,7 +194,7 @@ extern "C" cudaError_t pt_cuda_launch_interp_shift(pt_cuda_batch batch, const pt
   cudaError_t err = launch_weights(batch, weights, stream);
   if (err != cudaSuccess) return err;
   int tiles = (batch.m + TILE - 1) / TILE;
-  dim3 grid((unsigned)(tiles * tiles), grid_rows((size_t)batch.n));
+  dim3 grid((unsigned)(tiles * tiles), pt_grid_rows((size_t)batch.n));
   interp_shift_kernel<<<grid, dim3(TILE, TILE_ROWS), 0, stream>>>(batch, weights, probe, object,
                                                                   probes, psi);
   return cudaGetLastError();
@@ -295,7 +291,7 @@ extern "C" cudaError_t pt_cuda_launch_interp_unshift_accumulate(pt_cuda_batch ba
   if (err != cudaSuccess) return err;
   int tiles = (batch.m + TILE - 1) / TILE;
   size_t groups = ((size_t)batch.n + ENTRIES_PER_BLOCK - 1) / ENTRIES_PER_BLOCK;
-  dim3 grid((unsigned)(tiles * tiles), grid_rows(groups * batch.n_modes));
+  dim3 grid((unsigned)(tiles * tiles), pt_grid_rows(groups * batch.n_modes));
   interp_unshift_kernel<<<grid, dim3(TILE, TILE_ROWS), 0, stream>>>(batch, weights, object, chi,
                                                                     acc, den);
   return cudaGetLastError();
