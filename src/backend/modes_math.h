@@ -17,15 +17,9 @@
 #define PT_MAX_MODES 16
 #define PT_JACOBI_SWEEPS 30
 
-/* a: K x K Hermitian, row-major. Out: evals[K] descending, evecs[K][K] with evecs[i]
- * the i-th eigenvector (unit norm): sum_j a[r][j] evecs[i][j] = evals[i] evecs[i][r].
- * work: (2K)^2 * 2 + 2K doubles of scratch. */
-PT_HD static inline void pt_hermitian_eigen(int k, const ptyc_c64 *a, double *evals,
-                                            ptyc_c64 *evecs, double *work) {
+/* The 2K x 2K real embedding s of the K x K Hermitian a (row-major), and v = I. */
+PT_HD static inline void pt_hermitian_embed(int k, const ptyc_c64 *a, double *s, double *v) {
   int n = 2 * k;
-  double *s = work;         /* n x n symmetric, becomes diagonal */
-  double *v = work + n * n; /* n x n eigenvectors in columns */
-  double *diag = v + n * n; /* n */
   for (int r = 0; r < k; r++)
     for (int c = 0; c < k; c++) {
       double x = a[r * k + c].re, y = a[r * k + c].im;
@@ -36,39 +30,49 @@ PT_HD static inline void pt_hermitian_eigen(int k, const ptyc_c64 *a, double *ev
     }
   for (int i = 0; i < n * n; i++) v[i] = 0.0;
   for (int i = 0; i < n; i++) v[i * n + i] = 1.0;
+}
 
-  for (int sweep = 0; sweep < PT_JACOBI_SWEEPS; sweep++) {
-    double off = 0.0, scale = 0.0;
-    for (int p = 0; p < n; p++)
-      for (int q = 0; q < n; q++) {
-        if (p != q) off += s[p * n + q] * s[p * n + q];
-        scale += s[p * n + q] * s[p * n + q];
-      }
-    if (off <= 1e-30 * scale || off == 0.0) break;
-    for (int p = 0; p < n - 1; p++)
-      for (int q = p + 1; q < n; q++) {
-        double apq = s[p * n + q];
-        if (fabs(apq) < 1e-300) continue;
-        double tau = (s[q * n + q] - s[p * n + p]) / (2.0 * apq);
-        double t = (tau >= 0 ? 1.0 : -1.0) / (fabs(tau) + sqrt(1.0 + tau * tau));
-        double c = 1.0 / sqrt(1.0 + t * t), sn = t * c;
-        for (int r = 0; r < n; r++) { /* columns p, q */
-          double sp = s[r * n + p], sq = s[r * n + q];
-          s[r * n + p] = c * sp - sn * sq;
-          s[r * n + q] = sn * sp + c * sq;
-        }
-        for (int r = 0; r < n; r++) { /* rows p, q */
-          double sp = s[p * n + r], sq = s[q * n + r];
-          s[p * n + r] = c * sp - sn * sq;
-          s[q * n + r] = sn * sp + c * sq;
-        }
-        for (int r = 0; r < n; r++) {
-          double vp = v[r * n + p], vq = v[r * n + q];
-          v[r * n + p] = c * vp - sn * vq;
-          v[r * n + q] = sn * vp + c * vq;
-        }
-      }
-  }
+/* Whether a sweep is still needed, from the squared off-diagonal part and the squared
+ * whole of s. */
+PT_HD static inline int pt_jacobi_unconverged(double off, double scale) {
+  return !(off <= 1e-30 * scale || off == 0.0);
+}
+
+/* The rotation (c, sn) that zeroes s[p][q] (p < q), or 0 if it is already zero. */
+PT_HD static inline int pt_jacobi_rotation(int n, const double *s, int p, int q, double *c,
+                                           double *sn) {
+  double apq = s[p * n + q];
+  if (fabs(apq) < 1e-300) return 0;
+  double tau = (s[q * n + q] - s[p * n + p]) / (2.0 * apq);
+  double t = (tau >= 0 ? 1.0 : -1.0) / (fabs(tau) + sqrt(1.0 + tau * tau));
+  *c = 1.0 / sqrt(1.0 + t * t);
+  *sn = t * *c;
+  return 1;
+}
+
+/* Entry r of the rotation: columns p, q of s (phase 1), then rows p, q of s (phase 2,
+ * after every entry's phase 1), and columns p, q of v (with phase 1). */
+PT_HD static inline void pt_jacobi_columns(int n, double *s, double *v, int p, int q, double c,
+                                           double sn, int r) {
+  double sp = s[r * n + p], sq = s[r * n + q];
+  s[r * n + p] = c * sp - sn * sq;
+  s[r * n + q] = sn * sp + c * sq;
+  double vp = v[r * n + p], vq = v[r * n + q];
+  v[r * n + p] = c * vp - sn * vq;
+  v[r * n + q] = sn * vp + c * vq;
+}
+PT_HD static inline void pt_jacobi_rows(int n, double *s, int p, int q, double c, double sn,
+                                        int r) {
+  double sp = s[p * n + r], sq = s[q * n + r];
+  s[p * n + r] = c * sp - sn * sq;
+  s[q * n + r] = sn * sp + c * sq;
+}
+
+/* From the diagonalised s and its eigenvectors v (columns): evals and evecs as
+ * pt_hermitian_eigen returns them. diag: 2K doubles of scratch. */
+PT_HD static inline void pt_hermitian_extract(int k, const double *s, const double *v,
+                                              double *diag, double *evals, ptyc_c64 *evecs) {
+  int n = 2 * k;
   for (int i = 0; i < n; i++) diag[i] = s[i * n + i];
 
   int taken = 0;
@@ -116,6 +120,37 @@ PT_HD static inline void pt_hermitian_eigen(int k, const ptyc_c64 *a, double *ev
     }
     evals[taken++] = lambda;
   }
+}
+
+
+/* a: K x K Hermitian, row-major. Out: evals[K] descending, evecs[K][K] with evecs[i]
+ * the i-th eigenvector (unit norm): sum_j a[r][j] evecs[i][j] = evals[i] evecs[i][r].
+ * work: (2K)^2 * 2 + 2K doubles of scratch. (The CUDA backend runs the same steps with
+ * a warp's lanes taking the entries r of each rotation.) */
+PT_HD static inline void pt_hermitian_eigen(int k, const ptyc_c64 *a, double *evals,
+                                            ptyc_c64 *evecs, double *work) {
+  int n = 2 * k;
+  double *s = work;         /* n x n symmetric, becomes diagonal */
+  double *v = work + n * n; /* n x n eigenvectors in columns */
+  double *diag = v + n * n; /* n */
+  pt_hermitian_embed(k, a, s, v);
+  for (int sweep = 0; sweep < PT_JACOBI_SWEEPS; sweep++) {
+    double off = 0.0, scale = 0.0;
+    for (int p = 0; p < n; p++)
+      for (int q = 0; q < n; q++) {
+        if (p != q) off += s[p * n + q] * s[p * n + q];
+        scale += s[p * n + q] * s[p * n + q];
+      }
+    if (!pt_jacobi_unconverged(off, scale)) break;
+    for (int p = 0; p < n - 1; p++)
+      for (int q = p + 1; q < n; q++) {
+        double c, sn;
+        if (!pt_jacobi_rotation(n, s, p, q, &c, &sn)) continue;
+        for (int r = 0; r < n; r++) pt_jacobi_columns(n, s, v, p, q, c, sn, r);
+        for (int r = 0; r < n; r++) pt_jacobi_rows(n, s, p, q, c, sn, r);
+      }
+  }
+  pt_hermitian_extract(k, s, v, diag, evals, evecs);
 }
 
 #endif

@@ -547,6 +547,7 @@ int main(void) {
       {"odd", 33, 2, 5, 1, 71, 90},    /* odd M: odd rows, partial warps and blocks */
       {"wide", 48, 5, 11, 3, 100, 120}, /* K = 5 takes the 8-mode kernels */
       {"single", 32, 1, 9, 0, 60, 64},  /* one mode; more than 8 entries per den chunk */
+      {"large", 300, 2, 6, 1, 330, 345}, /* M above the interp kernels' 256-column strips */
   };
   test_memory();
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);

@@ -73,12 +73,11 @@ static inline size_t pt_cuda_lsqml_scratch_per_position(int m) {
 
 /* Blocks of the Gram-matrix stage of orthogonalize_modes, per pair of modes. */
 #define PT_CUDA_GRAM_BLOCKS 32
-/* Bytes of scratch for orthogonalize_modes with k modes: partial inner products, the
- * Gram matrix, its eigenvectors and eigenvalues and the eigen-solver's work space. */
+/* Bytes of scratch for orthogonalize_modes with k modes: the partial inner products
+ * and the eigenvectors (the eigen-solver works in shared memory). */
 static inline size_t pt_cuda_modes_scratch_nbytes(int k) {
   size_t pairs = (size_t)k * (k + 1) / 2;
-  size_t doubles = pairs * PT_CUDA_GRAM_BLOCKS * 2 /* partials */ + 2 * (size_t)k * k * 2 +
-                   (size_t)k + 2 * (size_t)(2 * k) * (2 * k) + 2 * (size_t)k;
+  size_t doubles = pairs * PT_CUDA_GRAM_BLOCKS * 2 /* partials */ + 2 * (size_t)k * k;
   return doubles * sizeof(double);
 }
 

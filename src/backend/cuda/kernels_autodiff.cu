@@ -30,28 +30,6 @@ __device__ __forceinline__ void pixel_range(int pixels, int bpp, int blk, int *b
   *end = min(pixels, *begin + per_block);
 }
 
-/* max(den) as the CPU takes it (the largest den[i] > 0, else 0; NaN ignored): the
- * candidates are >= 0, and such floats order like their bits read as unsigned. */
-__global__ void max_bits_kernel(const float *__restrict__ den, size_t count,
-                                unsigned *__restrict__ max_bits) {
-  float mx = 0.f;
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
-       i += (size_t)gridDim.x * blockDim.x) {
-    float v = __ldg(den + i);
-    if (v > mx) mx = v;
-  }
-  for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_down_sync(0xffffffffu, mx, off));
-  if ((threadIdx.x & 31) == 0) atomicMax(max_bits, __float_as_uint(mx));
-}
-
-static cudaError_t launch_max(const float *den, size_t count, unsigned *max_bits,
-                              cudaStream_t stream) {
-  cudaError_t err = cudaMemsetAsync(max_bits, 0, sizeof *max_bits, stream);
-  if (err != cudaSuccess) return err;
-  max_bits_kernel<<<elementwise_blocks(count), PT_THREADS, 0, stream>>>(den, count, max_bits);
-  return cudaGetLastError();
-}
-
 /* ---- loss_gradient ---------------------------------------------------------------------- */
 
 template <int KMAX>
@@ -102,9 +80,7 @@ extern "C" cudaError_t pt_cuda_launch_loss_gradient(pt_cuda_batch batch, int los
                     loss_gradient_kernel<KMAX><<<grid, PT_THREADS, 0, stream>>>(
                         batch, (ptyc_loss)loss, patterns, mask, waves, scratch, bpp));
   PT_LAUNCH_CHECK();
-  pt_finish_entry_sums_kernel<<<pt_blocks((size_t)batch.n, PT_THREADS), PT_THREADS, 0, stream>>>(
-      scratch, bpp, batch.n, cost);
-  return cudaGetLastError();
+  return pt_launch_finish_entry_sums(scratch, bpp, batch.n, cost, stream);
 }
 
 /* ---- exit_waves_vjp --------------------------------------------------------------------
@@ -291,7 +267,7 @@ extern "C" cudaError_t pt_cuda_launch_optimizer_step(const struct pt_optim_coeff
                                                      size_t den_count, void *state,
                                                      unsigned *scratch, cudaStream_t stream) {
   if (den) {
-    cudaError_t err = launch_max(den, den_count, scratch, stream);
+    cudaError_t err = pt_launch_max_positive(den, den_count, scratch, stream);
     if (err != cudaSuccess) return err;
   }
   ptyc_c32 *mean = (ptyc_c32 *)state;
@@ -331,7 +307,7 @@ extern "C" cudaError_t pt_cuda_launch_position_step(pt_cuda_batch batch, double 
                                                     double *state, unsigned *scratch,
                                                     cudaStream_t stream) {
   if (den) {
-    cudaError_t err = launch_max(den, den_count, scratch, stream);
+    cudaError_t err = pt_launch_max_positive(den, den_count, scratch, stream);
     if (err != cudaSuccess) return err;
   }
   position_step_kernel<<<pt_blocks((size_t)batch.n, PT_THREADS), PT_THREADS, 0, stream>>>(

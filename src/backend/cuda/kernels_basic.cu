@@ -116,22 +116,8 @@ extern "C" cudaError_t pt_cuda_launch_axpy_mean(const float *weights, int n_weig
 }
 
 /* ---- precondition ------------------------------------------------------------------------
- * 1. max(den) as the CPU takes it (the largest den[i] > 0, else 0; NaN ignored) into
- *    max_bits. Every candidate is >= 0, and non-negative floats order like their bit
- *    patterns read as unsigned integers, so an integer atomicMax gives the exact max.
+ * 1. max(den) as the CPU takes it into max_bits (pt_max_positive_kernel).
  * 2. The element-wise update reads max_bits from device memory: no host round trip. */
-
-__global__ void max_den_kernel(const float *__restrict__ den, size_t den_count,
-                               unsigned *__restrict__ max_bits) {
-  float mx = 0.f;
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < den_count;
-       i += (size_t)gridDim.x * blockDim.x) {
-    float v = __ldg(den + i);
-    if (v > mx) mx = v;
-  }
-  for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_down_sync(0xffffffffu, mx, off));
-  if ((threadIdx.x & 31) == 0) atomicMax(max_bits, __float_as_uint(mx));
-}
 
 /* target[r * den_count + d] for d along x (den[d] read once per thread), r along y. */
 __global__ void precondition_kernel(const ptyc_c32 *__restrict__ num, size_t den_count,
@@ -156,12 +142,8 @@ extern "C" cudaError_t pt_cuda_launch_precondition(const ptyc_c32 *num, size_t c
                                                    double damping, float beta,
                                                    ptyc_c32 *target, unsigned *scratch,
                                                    cudaStream_t stream) {
-  cudaError_t err = cudaMemsetAsync(scratch, 0, sizeof *scratch, stream);
+  cudaError_t err = pt_launch_max_positive(den, den_count, scratch, stream);
   if (err != cudaSuccess) return err;
-  unsigned blocks = pt_blocks(den_count, PT_THREADS);
-  if (blocks > ELEMENTWISE_MAX_BLOCKS) blocks = ELEMENTWISE_MAX_BLOCKS;
-  max_den_kernel<<<blocks, PT_THREADS, 0, stream>>>(den, den_count, scratch);
-  PT_LAUNCH_CHECK();
   size_t repeats = count / den_count;
   dim3 grid(pt_blocks(den_count, PT_THREADS),
             (unsigned)(repeats < PT_MAX_GRID_Y ? repeats : PT_MAX_GRID_Y));

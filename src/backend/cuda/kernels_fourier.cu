@@ -215,9 +215,7 @@ extern "C" cudaError_t pt_cuda_launch_fourier_residual(pt_cuda_batch batch, int 
                       gaussian_residual_kernel<KMAX><<<grid, PT_THREADS, 0, stream>>>(
                           batch, patterns, mask, waves, scratch, bpp));
     PT_LAUNCH_CHECK();
-    pt_finish_entry_sums_kernel<<<pt_blocks((size_t)n, PT_THREADS), PT_THREADS, 0, stream>>>(scratch, bpp,
-                                                                                  n, cost);
-    return cudaGetLastError();
+    return pt_launch_finish_entry_sums(scratch, bpp, n, cost, stream);
   }
   poisson_scratch s;
   s.cost_part = scratch;
