@@ -15,9 +15,12 @@
 #define TILE_ROWS 8                              /* blockDim.y */
 #define REACH (PT_INTERP_TAPS - 1)               /* extra input pixels per axis */
 #define SPAN (TILE + REACH)                      /* input pixels per axis of a tile */
-/* Entries each block of the adjoint sums before one atomic add per output pixel
- * (measured on the H100, medium preset: 8 entries 0.53 ms per batch, 4 0.55, 2 0.61). */
-#define ENTRIES_PER_BLOCK 8
+/* Entries each block of the adjoint sums before one atomic add per output pixel.
+ * Measured on the H100 (medium preset, 96 entries x 4 modes, 3 blocks per SM), ms per
+ * batch: 4: 0.482, 8: 0.450, 12: 0.463, 16: 0.425, 24: 0.455, 32: 0.407, 48: 0.572.
+ * Between 8 and 32 the blocks' fit into whole waves decides; 16 keeps four waves here
+ * and is less sensitive to batch size and GPU than 32 (two). */
+#define ENTRIES_PER_BLOCK 16
 /* Blocks each SM must hold: the compiler fits both kernels in 80 registers for 3 (the
  * forward without spilling, the adjoint with 244 bytes), where on its own it took 127.
  * On the H100 (medium preset, per batch) 2 -> 3 blocks: forward 0.239 -> 0.208 ms,
