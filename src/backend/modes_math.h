@@ -73,6 +73,8 @@ PT_HD static inline void pt_jacobi_rows(int n, double *s, int p, int q, double c
 PT_HD static inline void pt_hermitian_extract(int k, const double *s, const double *v,
                                               double *diag, double *evals, ptyc_c64 *evecs) {
   int n = 2 * k;
+  /* rows past the vectors taken (only if a degenerate s yields fewer than K) stay 0 */
+  for (int i = 0; i < k * k; i++) evecs[i].re = evecs[i].im = 0.0;
   for (int i = 0; i < n; i++) diag[i] = s[i * n + i];
 
   int taken = 0;
