@@ -84,7 +84,7 @@ static const char *const device_words[] = {"auto", "cpu", "cuda", NULL};
 static const char *const batch_order_words[] = {"random", "compact", NULL};
 static const char *const patterns_words[] = {"auto", "resident", "stream", NULL};
 static const char *const noise_words[] = {"gaussian", "poisson", NULL};
-static const char *const shift_words[] = {"fourier", "interpolate", NULL};
+static const char *const shift_words[] = {"fourier", "interpolate", "auto", NULL};
 static const char *const loss_words[] = {"amplitude", "intensity", "poisson", NULL};
 static const char *const optimizer_words[] = {"sgd", "adam", "rmsprop", NULL};
 /* per-parameter optimizer: the global words plus "default" (= autodiff.optimizer) */
@@ -104,7 +104,7 @@ _Static_assert(PTYC_BATCH_RANDOM == 0 && PTYC_BATCH_COMPACT == 1,
                "batch_order_words follows ptyc_batch_order");
 _Static_assert(PTYC_NOISE_GAUSSIAN == 0 && PTYC_NOISE_POISSON == 1,
                "noise_words follows ptyc_noise_model");
-_Static_assert(PTYC_SHIFT_FOURIER == 0 && PTYC_SHIFT_INTERPOLATE == 1,
+_Static_assert(PTYC_SHIFT_FOURIER == 0 && PTYC_SHIFT_INTERPOLATE == 1 && PTYC_SHIFT_AUTO == 2,
                "shift_words follows ptyc_subpixel_shift");
 /* KEY_ENUM and KEY_BOOL values are stored through an int lvalue. */
 _Static_assert(sizeof(ptyc_device_kind) == sizeof(int) &&
@@ -235,8 +235,9 @@ static const key_spec keys[] = {
      .default_number = 0, .unit = "m",
      .doc = "\"aperture\": defocus distance (sample past the focus > 0)"},
     {.name = "probe.shift", .kind = KEY_ENUM, FIELD(probe.shift), .words = shift_words,
-     .default_text = "fourier", .unit = "",
-     .doc = "sub-pixel probe shift: the exact Fourier ramp, or a 12-tap filter (LSQML only)"},
+     .default_text = "auto", .unit = "",
+     .doc = "sub-pixel probe shift: the exact Fourier ramp, a 12-tap filter, or auto (the "
+            "filter on a GPU for a band-limited probe)"},
 
     {.name = "lsqml.noise_model", .kind = KEY_ENUM, FIELD(lsqml.noise_model),
      .words = noise_words, .default_text = "gaussian", .unit = "",
@@ -320,7 +321,7 @@ static const key_spec keys[] = {
      .doc = "first iteration that no longer updates the probe; 0 = never stops"},
     {.name = "autodiff.positions_optimizable", .kind = KEY_BOOL,
      FIELD(autodiff.positions_optimizable), .default_number = 0, .unit = "",
-     .doc = "refine the scan positions (sub-pixel, through the Fourier shift)"},
+     .doc = "refine the scan positions (sub-pixel, through the probe shift)"},
     {.name = "autodiff.positions_optimizer", .kind = KEY_ENUM,
      FIELD(autodiff.positions.optimizer), .words = param_optimizer_words,
      .default_text = "default", .unit = "",

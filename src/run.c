@@ -19,6 +19,7 @@
 #include "ptyc/model.h"
 #include "ptyc/recon_io.h"
 #include "ptyc/run.h"
+#include "backend/interp_math.h"
 #include "pt_try.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
@@ -525,6 +526,10 @@ ptyc_status ptyc_run_job(const ptyc_options *opts_in, const ptyc_run_flags *flag
   }
 
   PT_CHECK(ptyc_model_init_comm(be, comm, ds, &opts, &model));
+  if (out)
+    fprintf(out, "shift    %s (%s; pupil to %.3f, filter band %.2f cycles per pixel)\n",
+            model.shift == PTYC_SHIFT_INTERPOLATE ? "interpolate" : "fourier",
+            ptyc_model_shift_reason(&model, &opts), model.pupil_reach, PT_INTERP_ACCURATE_BAND);
   ptyc_dataset_free(ds);
   ds = NULL;
   if (saved) PT_CHECK(restore_model(&model, saved, ck.path));

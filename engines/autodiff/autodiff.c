@@ -116,7 +116,11 @@ static int patterns_held(const ptyc_model *m) {
 static size_t autodiff_plan_bytes(const ptyc_model *m, const ptyc_options *opts, int batch) {
   size_t image = (size_t)m->m * m->m;
   int held = patterns_held(m), local = batch < held ? batch : held;
-  size_t total = pt_farfield_plan_bytes(m->m, m->n_modes, local);
+  /* "auto" may choose the Fourier shift, which plans the probe's spectrum */
+  size_t total = pt_farfield_plan_bytes(m->m, m->n_modes, local,
+                                        opts->probe.shift == PTYC_SHIFT_INTERPOLATE
+                                            ? PTYC_SHIFT_INTERPOLATE
+                                            : PTYC_SHIFT_FOURIER);
   total += object_count(m) * (sizeof(ptyc_c32) + sizeof(float)); /* grad_object, illumination */
   total += modes_count(m) * sizeof(ptyc_c32) + image * sizeof(float);
   total += (size_t)batch * 4 * sizeof(double) + 2 * sizeof(double);
@@ -191,9 +195,6 @@ static ptyc_status autodiff_init(ptyc_model *model, const ptyc_options *opts, vo
       opts->autodiff.optimizer != PTYC_OPTIMIZER_RMSPROP)
     return ptyc_fail(PTYC_E_CONFIG, "autodiff.optimizer must be \"sgd\", \"adam\" or "
                                     "\"rmsprop\"");
-  if (opts->probe.shift != PTYC_SHIFT_FOURIER)
-    return ptyc_fail(PTYC_E_CONFIG, "probe.shift = \"interpolate\" is implemented for the lsqml "
-                                    "engine only; set probe.shift = \"fourier\" for autodiff");
   autodiff *s = calloc(1, sizeof *s);
   if (s == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory creating the autodiff engine");
   ptyc_status st = PTYC_OK;
@@ -205,6 +206,7 @@ static ptyc_status autodiff_init(ptyc_model *model, const ptyc_options *opts, vo
   s->rank = ptyc_comm_rank(model->comm);
   s->ranks = ptyc_comm_size(model->comm);
   s->opts = *opts;
+  s->opts.probe.shift = model->shift; /* "auto" resolved */
   int n = model->n_positions, held = patterns_held(model), ranks = s->ranks;
   PT_CHECK(pt_batching_init(&s->batching, model, opts->reconstructor.batch_size,
                             opts->reconstructor.batch_order, opts->reconstructor.seed));
@@ -249,7 +251,7 @@ static ptyc_status autodiff_init(ptyc_model *model, const ptyc_options *opts, vo
   /* One rank: planned for the batching's two sizes; several: a sub-batch of any size
    * runs on the largest plan. */
   PT_CHECK(pt_farfield_init(&s->ff, be, model->m, model->n_modes, s->local_max,
-                            ranks == 1 && n % s->batching.n_batches != 0));
+                            ranks == 1 && n % s->batching.n_batches != 0, s->opts.probe.shift));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(int32_t) * n, &s->order));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(int32_t) * held, &s->pattern_order));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(double), &s->loss));

@@ -11,6 +11,11 @@
  * holds S, then p; in the backward pass grad p (written over p by the exit-wave VJP),
  * then grad S. `waves` holds psi, Psi, grad Psi, grad psi.
  *
+ * With probe.shift = "interpolate" the first four steps are one primitive,
+ *   p_bk = S_b P_k (a 12-tap filter), psi_bk = p_bk O_b     pt_prim_interp_exit_waves
+ * so a minibatch costs two FFT passes instead of four; `probes` keeps p for the
+ * object's gradient and there is no spectrum.
+ *
  * Everything is planned and allocated by pt_farfield_init; pt_farfield_run allocates
  * nothing. */
 #ifndef PT_AD_FARFIELD_H
@@ -18,14 +23,16 @@
 
 #include "autodiff/tape.h"
 #include "ptyc/backend.h"
+#include "ptyc/options.h"
 
 typedef struct pt_farfield {
   ptyc_backend *be;
   int m, n_modes, batch_max;
-  ptyc_fft *plan_modes; /* K transforms (the probe) */
+  ptyc_subpixel_shift shift;
+  ptyc_fft *plan_modes; /* K transforms (the probe); NULL when interpolating */
   ptyc_fft *plan_big;   /* batch_max * K transforms */
   ptyc_fft *plan_small; /* (batch_max - 1) * K, for the smaller minibatches, or NULL */
-  ptyc_buf spectrum;    /* c32 [K][M][M]: P^ */
+  ptyc_buf spectrum;    /* c32 [K][M][M]: P^ ({NULL} when interpolating) */
   ptyc_buf probes;      /* c32 [batch_max][K][M][M] */
   ptyc_buf waves;       /* c32 [batch_max][K][M][M] */
   ptyc_buf cost;        /* double [batch_max]: each entry's cost after a run */
@@ -54,13 +61,13 @@ typedef struct pt_farfield_data {
 } pt_farfield_data;
 
 /* Device bytes pt_farfield_init allocates. */
-size_t pt_farfield_plan_bytes(int m, int n_modes, int batch_max);
+size_t pt_farfield_plan_bytes(int m, int n_modes, int batch_max, ptyc_subpixel_shift shift);
 
 /* Plans FFTs for minibatches of batch_max and, if with_smaller, batch_max - 1 entries;
  * other sizes (a rank's varying part of a minibatch) run the first images of the
- * largest plan (ptyc_fft_exec_count). */
+ * largest plan (ptyc_fft_exec_count). `shift` picks how the probe is moved. */
 ptyc_status pt_farfield_init(pt_farfield *f, ptyc_backend *be, int m, int n_modes,
-                             int batch_max, int with_smaller);
+                             int batch_max, int with_smaller, ptyc_subpixel_shift shift);
 void pt_farfield_free(pt_farfield *f);
 
 /* The forward model of entries [first, first + n) of scan->order (1 <= n <= batch_max),

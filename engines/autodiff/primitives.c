@@ -76,6 +76,43 @@ static ptyc_status exit_waves_vjp(const pt_record *r) {
 
 const pt_primitive pt_prim_exit_waves = {"exit_waves", exit_waves_forward, exit_waves_vjp};
 
+/* ---- shift by interpolation and exit waves, fused ----------------------------------------------
+ * psi_b = (S_b P) O_b with S_b the separable filter of the fraction f_b (interp_math.h),
+ * linear in P: grad P = sum_b S_b^T conj(O_b) grad psi_b; grad O_b and grad p_b as for
+ * the exit waves; dC/df_b = 2 Re sum conj(grad psi_b) O_b (dS_b/df P), dS/df being the
+ * filter with the weights' derivative along that axis. */
+
+static ptyc_status interp_exit_waves_forward(const pt_record *r) {
+  return ptyc_op_interp_shift(r->at.be, r->at.scan, r->at.first, r->at.n, r->u.interp.probe,
+                              r->u.interp.object, r->u.interp.probes, r->u.interp.psi);
+}
+
+static ptyc_status interp_exit_waves_vjp(const pt_record *r) {
+  const pt_batch_ref *at = &r->at;
+  const int probe_wanted = r->u.interp.grad_probe.ptr != NULL;
+  /* the probe's VJP reads the object patches anyway: it adds their intensity */
+  ptyc_buf intensity_here = probe_wanted ? (ptyc_buf){0} : r->u.interp.object_intensity;
+  if (r->u.interp.grad_object.ptr != NULL || r->u.interp.illumination.ptr != NULL ||
+      intensity_here.ptr != NULL)
+    PT_TRY(ptyc_op_exit_waves_vjp(at->be, at->scan, at->first, at->n, r->u.interp.object,
+                                  r->u.interp.probes, r->u.interp.grad_psi,
+                                  r->u.interp.grad_object, r->u.interp.illumination,
+                                  (ptyc_buf){0}, intensity_here));
+  if (probe_wanted)
+    PT_TRY(ptyc_op_interp_unshift_accumulate(at->be, at->scan, at->first, at->n,
+                                             r->u.interp.object, r->u.interp.grad_psi,
+                                             r->u.interp.grad_probe,
+                                             r->u.interp.object_intensity));
+  if (r->u.interp.grad_positions.ptr != NULL)
+    PT_TRY(ptyc_op_interp_position_gradient(at->be, at->scan, at->first, at->n,
+                                            r->u.interp.probe, r->u.interp.object,
+                                            r->u.interp.grad_psi, r->u.interp.grad_positions));
+  return PTYC_OK;
+}
+
+const pt_primitive pt_prim_interp_exit_waves = {"interp_exit_waves", interp_exit_waves_forward,
+                                                interp_exit_waves_vjp};
+
 /* ---- squared modulus summed over modes, and the cost ------------------------------------------ */
 
 static ptyc_status loss_forward(const pt_record *r) {

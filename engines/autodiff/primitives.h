@@ -8,6 +8,7 @@
 extern const pt_primitive pt_prim_fft;        /* 2-D FFT, forward or inverse, in place */
 extern const pt_primitive pt_prim_shift;      /* sub-pixel shift of the probe modes */
 extern const pt_primitive pt_prim_exit_waves; /* probe modes times the object patch */
+extern const pt_primitive pt_prim_interp_exit_waves; /* shift by interpolation, then exit waves */
 extern const pt_primitive pt_prim_loss;       /* |.|^2 summed over modes, then the cost */
 
 #endif

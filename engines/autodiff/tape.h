@@ -70,6 +70,18 @@ struct pt_record {
       ptyc_buf object, probes, psi;
       ptyc_buf grad_psi, grad_object, illumination, grad_probes, object_intensity;
     } exit_waves;
+    /* pt_prim_interp_exit_waves: probes[b][k] = S_b probe[k], the shift by interpolation,
+     * and psi[b][k] = probes[b][k] O_b, in one pass (ptyc_op_interp_shift). VJP from
+     * grad_psi = dC/d(conj psi), each output {NULL} when not wanted:
+     * grad_object += sum_k conj(probes) grad_psi, illumination += sum_k |probes|^2
+     * (ptyc_op_exit_waves_vjp); grad_probe += sum_b S_b^T conj(O_b) grad_psi and
+     * object_intensity += sum_b |O_b|^2 (ptyc_op_interp_unshift_accumulate);
+     * grad_positions = dC/dy, dC/dx and the curvature terms
+     * (ptyc_op_interp_position_gradient). */
+    struct {
+      ptyc_buf probe, object, probes, psi;
+      ptyc_buf grad_psi, grad_object, illumination, grad_probe, object_intensity, grad_positions;
+    } interp;
     /* pt_prim_loss: cost[b] = sum over pixels of l(sum_k |waves_k|^2, d)
      * (ptyc_op_loss_gradient). It ends the tape, so the gradient's seed is known
      * (dC/dC = 1): forward also replaces `waves` with dC/d(conj waves), and the VJP has

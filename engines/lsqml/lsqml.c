@@ -81,7 +81,7 @@ static size_t lsqml_plan_bytes(const ptyc_model *m, const ptyc_options *opts, in
   size_t modes = image_bytes(m) * m->n_modes;
   size_t obj = (size_t)m->obj_h * m->obj_w;
   int held = patterns_held(m), local = batch < held ? batch : held;
-  int fourier = opts->probe.shift == PTYC_SHIFT_FOURIER;
+  int fourier = opts->probe.shift != PTYC_SHIFT_INTERPOLATE; /* "auto" may choose it */
   return 2 * modes * local                         /* probes, waves */
          + (fourier ? modes * local : 0)           /* g */
          + 3 * modes                               /* probe spectrum, numerator, dprobe */
@@ -128,6 +128,7 @@ static ptyc_status lsqml_init(ptyc_model *model, const ptyc_options *opts, void 
   s->be = be;
   s->comm = model->comm;
   s->opts = *opts;
+  s->opts.probe.shift = model->shift; /* "auto" resolved */
   int n = model->n_positions, k_modes = model->n_modes, held = patterns_held(model);
   PT_CHECK(pt_batching_init(&s->batching, model, opts->reconstructor.batch_size,
                             opts->reconstructor.batch_order, opts->reconstructor.seed));
@@ -154,7 +155,7 @@ static ptyc_status lsqml_init(ptyc_model *model, const ptyc_options *opts, void 
   PT_CHECK(ptyc_buf_alloc(be, modes, &s->probe_spectrum));
   PT_CHECK(ptyc_buf_alloc(be, modes * local_max, &s->probes));
   PT_CHECK(ptyc_buf_alloc(be, modes * local_max, &s->waves));
-  if (opts->probe.shift == PTYC_SHIFT_FOURIER)
+  if (s->opts.probe.shift == PTYC_SHIFT_FOURIER)
     PT_CHECK(ptyc_buf_alloc(be, modes * local_max, &s->g));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(double) * local_max, &s->cost));
   PT_CHECK(ptyc_buf_alloc(be, sizeof(double), &s->loss));

@@ -159,8 +159,8 @@ ptyc_status ptyc_op_shift_spectrum(ptyc_backend *be, const ptyc_scan *scan, int 
  * acc[k][u][v] += scale * sum_b spectra[b][k][u][v] * exp(+2 pi i (fu fy + fv fx) / M). */
 ptyc_status ptyc_op_unshift_accumulate(ptyc_backend *be, const ptyc_scan *scan, int first,
                                        int n, ptyc_buf spectra, float scale, ptyc_buf acc);
-/* The same shift by interpolation instead (src/backend/interp_math.h: a windowed-sinc
- * filter of 8 taps per axis, zero outside the window): probes[b][k] = S_b probe[k], the
+/* The same shift by interpolation instead (src/backend/interp_math.h: a band-limited
+ * filter of 12 taps per axis, zero outside the window): probes[b][k] = S_b probe[k], the
  * probe modes moved by the sub-pixel fraction (fy, fx) of entry b. If psi is not {NULL},
  * also psi[b][k] = probes[b][k] * O_b (the exit waves, in the same pass). */
 ptyc_status ptyc_op_interp_shift(ptyc_backend *be, const ptyc_scan *scan, int first, int n,
@@ -257,6 +257,22 @@ ptyc_status ptyc_op_exit_waves_vjp(ptyc_backend *be, const ptyc_scan *scan, int 
 ptyc_status ptyc_op_shift_position_gradient(ptyc_backend *be, const ptyc_scan *scan, int first,
                                             int n, ptyc_buf spectrum, float scale,
                                             ptyc_buf grad_spectra, ptyc_buf out);
+
+/* Position part of the VJP of the interpolated shift and exit waves (ptyc_op_interp_shift
+ * with psi: psi[b][k] = (S_b probe[k]) O_b). With grad_psi = dC/d(conj psi) and D_y, D_x
+ * the filter with the weights' derivative along one axis (dS_b/dfy, dS_b/dfx), for each
+ * batch entry b (double [n][4]):
+ *   out[b][0] = dC/dy_b = 2 Re sum_k,pixels conj(grad_psi[b][k]) O_b (D_y probe[k])
+ *   out[b][1] = dC/dx_b, the same with D_x
+ *   out[b][2] = sum_k,pixels |D_y probe[k]|^2 / M^2, out[b][3] the same with D_x.
+ * The last two are ptyc_op_shift_position_gradient's curvature terms: that op sums over
+ * spectra, which by Parseval is 1/M^2 of the sum over pixels, so a position step is
+ * scaled alike for both shifts. The probe part of the VJP is
+ * ptyc_op_interp_unshift_accumulate with the object, the object part
+ * ptyc_op_exit_waves_vjp. */
+ptyc_status ptyc_op_interp_position_gradient(ptyc_backend *be, const ptyc_scan *scan, int first,
+                                             int n, ptyc_buf probe, ptyc_buf object,
+                                             ptyc_buf grad_psi, ptyc_buf out);
 
 /* One optimizer update (the host computes nothing per element). */
 typedef struct ptyc_optim_params {

@@ -31,6 +31,10 @@ typedef struct ptyc_model {
   double *positions_host;   /* [N][2], same as `positions` */
   double offset_px[2];      /* object grid = file grid + offset (y, x) */
   double mean_pattern_sum;  /* mean over patterns of their total counts */
+  ptyc_subpixel_shift shift; /* how the engines move the probe: probe.shift, "auto"
+                                resolved (never PTYC_SHIFT_AUTO) */
+  double pupil_reach;        /* largest spatial frequency of the mean pattern's bright
+                                region, cycles per pixel (model.c: pupil_reach) */
   double object_pixel_size_m;
   size_t pattern_nbytes;    /* bytes of `patterns` on the device */
   double wavelength_m;      /* the dataset's, 0 if unknown (for the outputs) */
@@ -55,6 +59,9 @@ ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc
 ptyc_status ptyc_model_init_comm(ptyc_backend *be, ptyc_comm *comm, const ptyc_dataset *ds,
                                  const ptyc_options *opts, ptyc_model *model);
 void ptyc_model_free(ptyc_model *model);
+
+/* Why model->shift is what it is, in a few words (for the run's header). */
+const char *ptyc_model_shift_reason(const ptyc_model *model, const ptyc_options *opts);
 
 /* The object size ptyc_model_init will choose and the device bytes the model itself
  * will hold (object, probe, positions, patterns, mask), before allocating anything. */

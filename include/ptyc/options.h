@@ -38,7 +38,9 @@ typedef enum ptyc_patterns_place {
 /* How the model moves the probe by each position's sub-pixel fraction. */
 typedef enum ptyc_subpixel_shift {
   PTYC_SHIFT_FOURIER = 0, /* exact phase ramp: two FFTs per position and mode */
-  PTYC_SHIFT_INTERPOLATE  /* band-limited filter of 12 taps per axis (no FFT; LSQML) */
+  PTYC_SHIFT_INTERPOLATE, /* band-limited filter of 12 taps per axis (no FFT) */
+  PTYC_SHIFT_AUTO         /* the model picks (ptyc_model.shift): the filter on a GPU for
+                             a probe within its band, else the Fourier ramp */
 } ptyc_subpixel_shift;
 
 typedef struct ptyc_data_options {

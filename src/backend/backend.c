@@ -534,6 +534,19 @@ ptyc_status ptyc_op_shift_position_gradient(ptyc_backend *be, const ptyc_scan *s
                                          grad_spectra.ptr, out.ptr);
 }
 
+ptyc_status ptyc_op_interp_position_gradient(ptyc_backend *be, const ptyc_scan *scan, int first,
+                                             int n, ptyc_buf probe, ptyc_buf object,
+                                             ptyc_buf grad_psi, ptyc_buf out) {
+  SLOT(be, interp_position_gradient);
+  PT_TRY(check_batch(__func__, scan, first, n));
+  PT_TRY(need_bytes(__func__, "probe", probe, images_bytes(scan, 1)));
+  PT_TRY(need_bytes(__func__, "object", object, object_count(scan) * sizeof(ptyc_c32)));
+  PT_TRY(need_bytes(__func__, "grad_psi", grad_psi, images_bytes(scan, n)));
+  PT_TRY(need_bytes(__func__, "out", out, (size_t)n * 4 * sizeof(double)));
+  return be->vt->interp_position_gradient(be->ctx, scan, first, n, probe.ptr, object.ptr,
+                                          grad_psi.ptr, out.ptr);
+}
+
 /* The hyper-parameters of an update are within their ranges. */
 static ptyc_status check_optim(const char *op, const ptyc_optim_params *p) {
   if (p == NULL) return ptyc_fail(PTYC_E_ARG, "%s: no optimizer parameters", op);

@@ -30,6 +30,10 @@
  * reaches 5 pixels forward and 6 back (the adjoint the opposite). */
 #define PT_INTERP_BEFORE 5
 #define PT_INTERP_BAND 0.3
+/* The band, in cycles per pixel on each axis, within which the filter errs by at most
+ * 1.2e-4: where a probe's spectrum must lie for the filter to move it (model.c checks
+ * this for probe.shift = "auto"). */
+#define PT_INTERP_ACCURATE_BAND 0.25
 
 /* sinc(x) = sin(pi x) / (pi x) and its derivative. */
 PT_HD static inline double pt_sinc(double x) {
@@ -82,9 +86,9 @@ PT_HD static inline void pt_interp_design_make(pt_interp_design *d) {
 }
 
 /* w[i] = the weight of tap i for the fraction f, and dw[i] = dw_i/df (NULL: not wanted):
- * w = G^-1 b(f). */
-PT_HD static inline void pt_interp_weights(const pt_interp_design *d, double f,
-                                           float w[PT_INTERP_TAPS], float dw[PT_INTERP_TAPS]) {
+ * w = G^-1 b(f), in double (the tests' reference models use these directly). */
+PT_HD static inline void pt_interp_weights64(const pt_interp_design *d, double f,
+                                             double w[PT_INTERP_TAPS], double dw[PT_INTERP_TAPS]) {
   enum { T = PT_INTERP_TAPS };
   const double band2 = 2.0 * PT_INTERP_BAND;
   double b[T], db[T];
@@ -97,8 +101,19 @@ PT_HD static inline void pt_interp_weights(const pt_interp_design *d, double f,
     double s = 0.0, ds = 0.0;
     for (int j = 0; j < T; j++) s += d->g_inverse[i * T + j] * b[j], ds += d->g_inverse[i * T + j] * db[j];
     /* at f = 0 the solution is a unit tap; make it exactly one */
-    w[i] = f == 0.0 ? (i == PT_INTERP_BEFORE ? 1.f : 0.f) : (float)s;
-    if (dw) dw[i] = (float)ds;
+    w[i] = f == 0.0 ? (i == PT_INTERP_BEFORE ? 1.0 : 0.0) : s;
+    if (dw) dw[i] = ds;
+  }
+}
+
+/* The same rounded to float, as the backends apply them. */
+PT_HD static inline void pt_interp_weights(const pt_interp_design *d, double f,
+                                           float w[PT_INTERP_TAPS], float dw[PT_INTERP_TAPS]) {
+  double w64[PT_INTERP_TAPS], dw64[PT_INTERP_TAPS];
+  pt_interp_weights64(d, f, w64, dw ? dw64 : NULL);
+  for (int i = 0; i < PT_INTERP_TAPS; i++) {
+    w[i] = (float)w64[i];
+    if (dw) dw[i] = (float)dw64[i];
   }
 }
 

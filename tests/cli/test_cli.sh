@@ -34,10 +34,16 @@ expect 2 "unknown command" -- "$ptyc" frobnicate
 expect 2 "no job file" -- "$ptyc" run
 expect 1 "cannot read" -- "$ptyc" run "$tmp/missing.cfg"
 
-# The interpolated probe shift exists for LSQML only: autodiff refuses it in one line.
-expect 1 'probe.shift = "interpolate" is implemented for the lsqml engine only' -- \
-  "$ptyc" run "$repo/configs/small_autodiff.cfg" --set probe.shift=interpolate \
-  --set output.directory="$tmp/autodiff_interpolate"
+# The run's header says which sub-pixel shift the model uses and why: as set, or what
+# "auto" chose (on the CPU always the Fourier ramp).
+expect 0 "" -- "$ptyc" run "$repo/configs/small_autodiff.cfg" --set probe.shift=interpolate \
+  --set reconstructor.iterations=1 --set output.directory="$tmp/autodiff_interpolate"
+grep -q '^shift    interpolate (as set by probe.shift' "$tmp/stdout" ||
+  fail "autodiff with probe.shift=interpolate: no shift line in $(cat "$tmp/stdout")"
+expect 0 "" -- "$ptyc" run "$repo/configs/small_autodiff.cfg" --set reconstructor.device=cpu \
+  --set reconstructor.iterations=1 --set output.directory="$tmp/autodiff_auto"
+grep -q '^shift    fourier (auto: on a CPU' "$tmp/stdout" ||
+  fail "autodiff with probe.shift=auto on the CPU: no shift line in $(cat "$tmp/stdout")"
 
 # A misspelt key: file:line, the nearest key, and no output directory created.
 cat >"$tmp/typo.cfg" <<CFG

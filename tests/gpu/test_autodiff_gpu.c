@@ -1,6 +1,7 @@
 /* Autodiff on the GPU follows the CPU: on the small preset (batch 48, 2 modes) the cost
  * of every iteration agrees to RELATIVE_TOL, and the object NRMSE against the truth to
- * 0.01, with the default settings, with the Poisson cost, and with position refinement.
+ * 0.01, with the default settings, with the Poisson cost, and with position refinement
+ * (the Fourier shift, and the interpolated one).
  * One line per iteration and per comparison. Exit 77 (skipped) where no usable GPU is
  * visible. */
 #include <math.h>
@@ -51,15 +52,18 @@ int main(void) {
   ptyc_dataset *ds;
   ptyc_truth *truth;
   REQUIRE_OK(ptyc_simulate(&p, &ds, &truth));
-  static const char *names[] = {"defaults (sgd, amplitude)", "poisson", "positions from 5"};
-  for (int c = 0; c < 3; c++) {
+  static const char *names[] = {"defaults (sgd, amplitude)", "poisson", "positions from 5",
+                                "interpolated shift, positions from 5"};
+  for (int c = 0; c < 4; c++) {
     ptyc_options opts;
     ptyc_options_default(&opts);
     snprintf(opts.reconstructor.engine, sizeof opts.reconstructor.engine, "autodiff");
     opts.reconstructor.batch_size = 48;
     opts.probe.modes = 2;
     if (c == 1) opts.autodiff.loss = PTYC_LOSS_POISSON;
-    if (c == 2) {
+    /* explicit: "auto" would pick the filter on the GPU only */
+    opts.probe.shift = c == 3 ? PTYC_SHIFT_INTERPOLATE : PTYC_SHIFT_FOURIER;
+    if (c >= 2) {
       opts.autodiff.positions_optimizable = 1;
       opts.autodiff.positions.start = 5;
     }

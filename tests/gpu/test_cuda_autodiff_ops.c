@@ -224,6 +224,22 @@ static void test_shift_gradient(const test_case *tc, const scan_pair *s) {
   free(spectrum), free(g);
 }
 
+static void test_interp_gradient(const test_case *tc, const scan_pair *s) {
+  size_t modes = (size_t)tc->k * pixels(tc), batch = batch_values(tc);
+  ptyc_c32 *probe = random_c32(modes, 2.f), *g = random_c32(batch, 1.f);
+  ptyc_c32 *object = random_c32(object_values(tc), 1.f);
+  twin tp = twin_upload(probe, modes * sizeof(ptyc_c32)), tg = twin_upload(g, batch * sizeof(ptyc_c32));
+  twin to = twin_upload(object, object_values(tc) * sizeof(ptyc_c32));
+  twin tout = twin_poison((size_t)tc->n * 4 * sizeof(double));
+  REQUIRE_OK(ptyc_op_interp_position_gradient(cpu, &s->c, tc->first, tc->n, tp.c, to.c, tg.c, tout.c));
+  REQUIRE_OK(ptyc_op_interp_position_gradient(gpu, &s->g, tc->first, tc->n, tp.g, to.g, tg.g, tout.g));
+  /* float filter sums (the same taps, rows then columns) and float products, added in
+   * double in another order */
+  check_f64("interp_position_gradient", tout, TOL_SUM);
+  twin_free(&tp), twin_free(&tg), twin_free(&to), twin_free(&tout);
+  free(probe), free(g), free(object);
+}
+
 static void test_optimizer(const test_case *tc) {
   size_t count = batch_values(tc), den_count = pixels(tc);
   ptyc_c32 *x = random_c32(count, 1.f), *grad = random_c32(count, 2.f);
@@ -304,6 +320,7 @@ static void run_case(const test_case *tc) {
     for (int l = 0; l < 3; l++) test_loss(tc, &s, (ptyc_loss)l, mask);
   test_exit_vjp(tc, &s);
   test_shift_gradient(tc, &s);
+  test_interp_gradient(tc, &s);
   test_optimizer(tc);
   test_position_step(tc, &s);
   test_regularize(tc);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/interp_math.h"
 #include "ptyc/backend.h"
 #include "rng.h"
 #include "test_util.h"
@@ -118,6 +119,34 @@ static inline void dft2(const ptyc_c64 *in, ptyc_c64 *out, int m, int inverse) {
 static inline ptyc_c64 ramp64(int u, int v, int m, double fy, double fx) {
   double ph = -2.0 * GRAD_PI * (pt_freq_index(u, m) * fy + pt_freq_index(v, m) * fx) / m;
   return c64(cos(ph), sin(ph));
+}
+
+/* The shift by interpolation (src/backend/interp_math.h) in double: out = `in` (M x M,
+ * zero outside) through the separable filter of y weights wy and x weights wx,
+ * out(y, x) = sum_i,j wy_i wx_j in(y - t_i, x - t_j), t_i = i - PT_INTERP_BEFORE. */
+static inline void interp64(const ptyc_c64 *in, ptyc_c64 *out, int m, const double *wy,
+                            const double *wx) {
+  for (int y = 0; y < m; y++)
+    for (int x = 0; x < m; x++) {
+      ptyc_c64 s = c64(0, 0);
+      for (int i = 0; i < PT_INTERP_TAPS; i++) {
+        int yy = y - (i - PT_INTERP_BEFORE);
+        if (yy < 0 || yy >= m) continue;
+        for (int j = 0; j < PT_INTERP_TAPS; j++) {
+          int xx = x - (j - PT_INTERP_BEFORE);
+          if (xx >= 0 && xx < m) s = c64_add(s, c64_scale(in[yy * m + xx], wy[i] * wx[j]));
+        }
+      }
+      out[y * m + x] = s;
+    }
+}
+
+/* The filter's weights for fractions (fy, fx) in double (interp_math.h). */
+static inline void interp_weights64(double fy, double fx, double *wy, double *wx) {
+  pt_interp_design design;
+  pt_interp_design_make(&design);
+  pt_interp_weights64(&design, fy, wy, NULL);
+  pt_interp_weights64(&design, fx, wx, NULL);
 }
 
 /* ---- finite differences ---------------------------------------------------------------- */

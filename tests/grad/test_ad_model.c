@@ -21,6 +21,7 @@ enum { M = 8, K = 2, N = 3, FIRST = 1, N_POS = 5, H = 20, W = 22 };
 
 typedef struct problem {
   ptyc_loss loss;
+  ptyc_subpixel_shift shift;
   double pos[2 * N_POS];
   int32_t order[N_POS];
   ptyc_c64 object[H * W];
@@ -64,12 +65,18 @@ static double forward_entry(const problem *pr, const ptyc_c64 *spectrum, int b, 
   double fy, fx;
   corner(pr, b, &j, &y0, &x0, &fy, &fx);
   ptyc_c64 psi[M * M];
+  double wy[PT_INTERP_TAPS], wx[PT_INTERP_TAPS];
+  interp_weights64(fy, fx, wy, wx);
   for (int k = 0; k < K; k++) {
-    for (int u = 0; u < M; u++)
-      for (int v = 0; v < M; v++)
-        e->s[k * IMG + u * M + v] =
-            c64_scale(c64_mul(spectrum[k * IMG + u * M + v], ramp64(u, v, M, fy, fx)), 1.0 / IMG);
-    dft2(e->s + k * IMG, e->p + k * IMG, M, 1); /* the shifted probe */
+    if (pr->shift == PTYC_SHIFT_INTERPOLATE) {
+      interp64(pr->probe + k * IMG, e->p + k * IMG, M, wy, wx);
+    } else {
+      for (int u = 0; u < M; u++)
+        for (int v = 0; v < M; v++)
+          e->s[k * IMG + u * M + v] = c64_scale(
+              c64_mul(spectrum[k * IMG + u * M + v], ramp64(u, v, M, fy, fx)), 1.0 / IMG);
+      dft2(e->s + k * IMG, e->p + k * IMG, M, 1); /* the shifted probe */
+    }
     for (int y = 0; y < M; y++)
       for (int x = 0; x < M; x++)
         psi[y * M + x] = c64_mul(e->p[k * IMG + y * M + x], pr->object[(y0 + y) * W + x0 + x]);
@@ -155,21 +162,28 @@ static double cost_of(void *vctx, const ptyc_c64 *x) {
 }
 
 static void fd_positions(problem *pr, double *g) {
+  /* The interpolation weights carry rounding noise (~1e-11, an ill-conditioned solve:
+   * test_ad_primitives) that central differences of step 1e-6 would magnify to ~1e-5:
+   * there, a five-point stencil of step 1e-3. */
+  const int interp = pr->shift == PTYC_SHIFT_INTERPOLATE;
+  const double h = interp ? 1e-3 : 1e-6;
   for (int b = 0; b < N; b++)
     for (int a = 0; a < 2; a++) {
       int j = pr->order[FIRST + b];
-      double keep = pr->pos[2 * j + a], h = 1e-6;
-      pr->pos[2 * j + a] = keep + h;
-      double up = model_cost(pr);
-      pr->pos[2 * j + a] = keep - h;
-      double down = model_cost(pr);
+      double keep = pr->pos[2 * j + a], f[4];
+      for (int q = 0; q < 4; q++) { /* at -2h, -h, +h, +2h */
+        pr->pos[2 * j + a] = keep + (q < 2 ? q - 2 : q - 1) * h;
+        f[q] = interp || q == 1 || q == 2 ? model_cost(pr) : 0.0;
+      }
       pr->pos[2 * j + a] = keep;
-      g[2 * b + a] = (up - down) / (2 * h);
+      g[2 * b + a] = interp ? (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+                            : (f[2] - f[1]) / (2 * h);
     }
 }
 
-static void make_problem(problem *pr, ptyc_loss loss) {
+static void make_problem(problem *pr, ptyc_loss loss, ptyc_subpixel_shift shift) {
   pr->loss = loss;
+  pr->shift = shift;
   for (int j = 0; j < N_POS; j++) {
     pr->pos[2 * j] = floor(grad_uniform(0, H - M - 1)) + grad_uniform(0.15, 0.85);
     pr->pos[2 * j + 1] = floor(grad_uniform(0, W - M - 1)) + grad_uniform(0.15, 0.85);
@@ -212,7 +226,7 @@ static void tape_gradients(ptyc_backend *be, const problem *pr, ptyc_c32 *g_obje
   grads.object_intensity = buf_from(be, NULL, sizeof(float) * IMG);
   grads.positions = buf_from(be, NULL, sizeof(double) * 4 * N);
   pt_farfield ff;
-  REQUIRE_OK(pt_farfield_init(&ff, be, M, K, N, 0));
+  REQUIRE_OK(pt_farfield_init(&ff, be, M, K, N, 0, pr->shift));
   pt_farfield_data data = {pr->loss, patterns, mask, &scan, FIRST};
   REQUIRE_OK(pt_farfield_run(&ff, &scan, FIRST, N, object, probe, &data, &grads));
   double pos4[4 * N], costs[N];
@@ -241,10 +255,15 @@ int main(void) {
   static problem pr;
   static ptyc_c64 fd_o[H * W], fd_p[K * M * M], ref_o[H * W], ref_p[K * M * M];
   static ptyc_c32 got_o[H * W], got_p[K * M * M];
-  for (int l = 0; l < 3; l++) {
-    make_problem(&pr, (ptyc_loss)l);
-    printf("cost %s (M %d, %d modes, %d of %d positions, %d x %d object, masked)\n",
-           loss_names[l], M, K, N, N_POS, H, W);
+  for (int run = 0; run < 4; run++) {
+    /* the three costs with the Fourier shift, then the amplitude cost with the
+     * interpolated one (the shift's primitive does not depend on the cost) */
+    int l = run % 3;
+    ptyc_subpixel_shift shift = run < 3 ? PTYC_SHIFT_FOURIER : PTYC_SHIFT_INTERPOLATE;
+    make_problem(&pr, (ptyc_loss)l, shift);
+    printf("cost %s, shift %s (M %d, %d modes, %d of %d positions, %d x %d object, masked)\n",
+           loss_names[l], shift == PTYC_SHIFT_FOURIER ? "fourier" : "interpolate", M, K, N,
+           N_POS, H, W);
     which wo = {&pr, 0}, wp = {&pr, 1};
     static ptyc_c64 x_o[H * W], x_p[K * M * M];
     memcpy(x_o, pr.object, sizeof x_o);
@@ -255,10 +274,12 @@ int main(void) {
     memcpy(pr.probe, x_p, sizeof x_p);
     double fd_pos[2 * N], ref_pos[2 * N], got_pos[2 * N];
     fd_positions(&pr, fd_pos);
-    reverse_pass(&pr, ref_o, ref_p, ref_pos);
-    grad_check("double", "reverse pass: grad object", rel_err64(ref_o, fd_o, (size_t)H * W), TOL_DOUBLE);
-    grad_check("double", "reverse pass: grad probe", rel_err64(ref_p, fd_p, K * IMG), TOL_DOUBLE);
-    grad_check("double", "reverse pass: dC/d positions", rel_err_real(ref_pos, fd_pos, 2 * N), TOL_DOUBLE);
+    if (shift == PTYC_SHIFT_FOURIER) { /* the interpolated shift's VJPs: test_ad_primitives */
+      reverse_pass(&pr, ref_o, ref_p, ref_pos);
+      grad_check("double", "reverse pass: grad object", rel_err64(ref_o, fd_o, (size_t)H * W), TOL_DOUBLE);
+      grad_check("double", "reverse pass: grad probe", rel_err64(ref_p, fd_p, K * IMG), TOL_DOUBLE);
+      grad_check("double", "reverse pass: dC/d positions", rel_err_real(ref_pos, fd_pos, 2 * N), TOL_DOUBLE);
+    }
     double cost_ref = model_cost(&pr);
     for (int i = 0; i < n_be; i++) {
       double cost;

@@ -9,6 +9,8 @@
  *   shift        S_b = s P^ ramp(f_b):       grad P^ = s sum_b conj(ramp_b) w_b,
  *                                             dC/df_b = 2 Re sum conj(w) dS/df
  *   exit waves   psi_b = p_b O_b:            grad O_b += conj(p_b) w, grad p_b = conj(O_b) w
+ *   interp       psi_b = (S_b P) O_b:         grad P = sum_b S_b^T conj(O_b) w_b,
+ *                (S_b the 12-tap filter)      dC/df_b = 2 Re <w_b, (dS_b/df P) O_b>
  *   loss         C = sum l(sum_k |Psi_k|^2): grad Psi_k = l'(I) Psi_k   (C itself)
  *   regulariser  R(O) = L1 and TV terms     (C itself) */
 #include "grad_util.h"
@@ -318,6 +320,137 @@ static void test_exit_waves(ptyc_backend *const *be, const char *const *names, i
   free(object), free(probes), free(w), free(fd_o), free(fd_p), free(ref_o), free(ref_p), free(illum);
 }
 
+/* ---- shift by interpolation, fused with the exit waves ------------------------------------------ */
+
+typedef struct interp_ctx {
+  geometry g;
+  const ptyc_c64 *w;      /* [N][K][M][M] cotangent of psi */
+  const ptyc_c64 *object; /* [H][W] */
+} interp_ctx;
+
+/* psi[b][k] = (S_b P_k) O_b in double, with the y and x weights of entry b given or, when
+ * wy is NULL, its own. */
+static void interp_psi64(const interp_ctx *c, const ptyc_c64 *probe, int b, const double *wy,
+                         const double *wx, ptyc_c64 *p, ptyc_c64 *psi) {
+  int j, y0, x0;
+  double fy, fx, own_y[PT_INTERP_TAPS], own_x[PT_INTERP_TAPS];
+  entry_corner(&c->g, b, &j, &y0, &x0, &fy, &fx);
+  if (wy == NULL) interp_weights64(fy, fx, own_y, own_x), wy = own_y, wx = own_x;
+  for (int k = 0; k < K; k++) {
+    interp64(probe + k * IMG, p + k * IMG, M, wy, wx);
+    for (int y = 0; y < M; y++)
+      for (int x = 0; x < M; x++)
+        psi[k * IMG + y * M + x] = c64_mul(p[k * IMG + y * M + x], c->object[(y0 + y) * W + x0 + x]);
+  }
+}
+
+/* C = 2 Re <w, psi> over the batch. */
+static double interp_cost(void *vctx, const ptyc_c64 *probe) {
+  const interp_ctx *c = vctx;
+  ptyc_c64 p[K * M * M], psi[K * M * M];
+  double total = 0;
+  for (int b = 0; b < N; b++) {
+    interp_psi64(c, probe, b, NULL, NULL, p, psi);
+    total += re_inner(c->w + (size_t)b * K * IMG, psi, K * IMG);
+  }
+  return total;
+}
+
+static void test_interp(ptyc_backend *const *be, const char *const *names, int n_be) {
+  interp_ctx c = {.g = make_geometry()};
+  size_t nb = N * K * IMG, no = (size_t)H * W;
+  ptyc_c64 *probe = random_c64(K * IMG, 1.0), *object = random_c64(no, 1.0), *w = random_c64(nb, 1.0);
+  c.w = w, c.object = object;
+  ptyc_c64 *fd = grad_malloc(K * IMG * sizeof *fd), *ref = grad_malloc(K * IMG * sizeof *ref);
+  fd_gradient(interp_cost, &c, probe, K * IMG, fd);
+
+  /* grad P = sum_b S_b^T conj(O_b) w_b: the filter's taps read backwards */
+  ptyc_c64 *probes = grad_malloc(nb * sizeof *probes), *psi = grad_malloc(nb * sizeof *psi);
+  double fd_pos[N * 2], ref_g[N * 2], ref_h[N * 2], obj_int[M * M] = {0};
+  for (int b = 0; b < N; b++) {
+    int j, y0, x0;
+    double fy, fx, wy[PT_INTERP_TAPS], wx[PT_INTERP_TAPS], dwy[PT_INTERP_TAPS], dwx[PT_INTERP_TAPS];
+    entry_corner(&c.g, b, &j, &y0, &x0, &fy, &fx);
+    pt_interp_design design;
+    pt_interp_design_make(&design);
+    pt_interp_weights64(&design, fy, wy, dwy);
+    pt_interp_weights64(&design, fx, wx, dwx);
+    interp_psi64(&c, probe, b, NULL, NULL, probes + b * K * IMG, psi + b * K * IMG);
+    for (int k = 0; k < K; k++)
+      for (int y = 0; y < M; y++)
+        for (int x = 0; x < M; x++) {
+          ptyc_c64 g = c64_mulc(object[(y0 + y) * W + x0 + x], w[(b * K + k) * IMG + y * M + x]);
+          if (k == 0) obj_int[y * M + x] += c64_abs2(object[(y0 + y) * W + x0 + x]);
+          for (int i = 0; i < PT_INTERP_TAPS; i++)
+            for (int t = 0; t < PT_INTERP_TAPS; t++) {
+              int yy = y - (i - PT_INTERP_BEFORE), xx = x - (t - PT_INTERP_BEFORE);
+              if (yy < 0 || yy >= M || xx < 0 || xx >= M) continue;
+              ref[k * IMG + yy * M + xx] = c64_add(ref[k * IMG + yy * M + xx], c64_scale(g, wy[i] * wx[t]));
+            }
+        }
+    /* dC/df = 2 Re <w, (dS/df P) O>; the curvature sum |dS/df P|^2 / M^2 */
+    ptyc_c64 d_p[K * M * M], d_psi[K * M * M];
+    for (int a = 0; a < 2; a++) {
+      interp_psi64(&c, probe, b, a == 0 ? dwy : wy, a == 0 ? wx : dwx, d_p, d_psi);
+      ref_g[2 * b + a] = re_inner(w + (size_t)b * K * IMG, d_psi, K * IMG);
+      double h = 0;
+      for (size_t q = 0; q < K * IMG; q++) h += c64_abs2(d_p[q]);
+      ref_h[2 * b + a] = h / IMG;
+      /* a five-point stencil of step 1e-3: the weights solve an ill-conditioned system
+       * (G^-1 has entries ~1e5), so each carries rounding noise ~1e-11, which central
+       * differences of step 1e-6 magnify to a relative error ~1e-5 */
+      double keep = c.g.pos[2 * j + a], step = 1e-3, f[4];
+      for (int q = 0; q < 4; q++) {
+        c.g.pos[2 * j + a] = keep + (q < 2 ? q - 2 : q - 1) * step;
+        f[q] = interp_cost(&c, probe);
+      }
+      c.g.pos[2 * j + a] = keep;
+      fd_pos[2 * b + a] = (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * step);
+    }
+  }
+  grad_check("double", "interp: grad P = sum_b S_b^T conj(O_b) w_b", rel_err64(ref, fd, K * IMG), TOL_DOUBLE);
+  grad_check("double", "interp: dC/df = 2 Re <w, (dS/df P) O>", rel_err_real(ref_g, fd_pos, 2 * N), TOL_DOUBLE);
+
+  for (int i = 0; i < n_be; i++) {
+    ptyc_scan scan = upload_scan(be[i], &c.g);
+    ptyc_buf bp = buf_c64(be[i], probe, K * IMG), bo = buf_c64(be[i], object, no);
+    ptyc_buf bw = buf_c64(be[i], w, nb);
+    ptyc_buf out_p = buf_from(be[i], NULL, nb * sizeof(ptyc_c32));
+    ptyc_buf out_psi = buf_from(be[i], NULL, nb * sizeof(ptyc_c32));
+    ptyc_buf acc = buf_from(be[i], NULL, K * IMG * sizeof(ptyc_c32));
+    ptyc_buf den = buf_from(be[i], NULL, IMG * sizeof(float));
+    ptyc_buf pos = buf_from(be[i], NULL, N * 4 * sizeof(double));
+    REQUIRE_OK(ptyc_op_interp_shift(be[i], &scan, FIRST, N, bp, bo, out_p, out_psi));
+    ptyc_c32 *got = download_c32(be[i], out_p, nb);
+    grad_check(names[i], "interp_shift: probes against the double reference", rel_err32(got, probes, nb), TOL_FLOAT);
+    free(got);
+    got = download_c32(be[i], out_psi, nb);
+    grad_check(names[i], "interp_shift: exit waves against the double reference", rel_err32(got, psi, nb), TOL_FLOAT);
+    free(got);
+    REQUIRE_OK(ptyc_op_interp_unshift_accumulate(be[i], &scan, FIRST, N, bo, bw, acc, den));
+    got = download_c32(be[i], acc, K * IMG);
+    grad_check(names[i], "interp_unshift_accumulate: grad P", rel_err32(got, fd, K * IMG), TOL_FLOAT);
+    free(got);
+    float got_den[M * M];
+    double den64[M * M];
+    REQUIRE_OK(ptyc_buf_download(be[i], got_den, den, 0, sizeof got_den));
+    for (size_t t = 0; t < IMG; t++) den64[t] = got_den[t];
+    grad_check(names[i], "interp_unshift_accumulate: sum |O_b|^2", rel_err_real(den64, obj_int, IMG), TOL_FLOAT);
+    REQUIRE_OK(ptyc_op_interp_position_gradient(be[i], &scan, FIRST, N, bp, bo, bw, pos));
+    double got_pos[N * 4], got_g[N * 2], got_h[N * 2];
+    REQUIRE_OK(ptyc_buf_download(be[i], got_pos, pos, 0, sizeof got_pos));
+    for (int b = 0; b < N; b++)
+      for (int a = 0; a < 2; a++) got_g[2 * b + a] = got_pos[4 * b + a], got_h[2 * b + a] = got_pos[4 * b + 2 + a];
+    grad_check(names[i], "interp_position_gradient: dC/dy, dC/dx", rel_err_real(got_g, fd_pos, 2 * N), TOL_FLOAT);
+    grad_check(names[i], "interp_position_gradient: sum |dS/df P|^2 / M^2", rel_err_real(got_h, ref_h, 2 * N),
+               TOL_FLOAT);
+    ptyc_buf *bufs[] = {&bp, &bo, &bw, &out_p, &out_psi, &acc, &den, &pos};
+    for (size_t t = 0; t < sizeof bufs / sizeof bufs[0]; t++) ptyc_buf_free(be[i], bufs[t]);
+    free_scan(be[i], &scan);
+  }
+  free(probe), free(object), free(w), free(fd), free(ref), free(probes), free(psi);
+}
+
 /* ---- loss --------------------------------------------------------------------------------------- */
 
 typedef struct loss_ctx {
@@ -490,6 +623,7 @@ int main(void) {
   test_fft(be, names, n_be);
   printf("shift\n");
   test_shift(be, names, n_be);
+  test_interp(be, names, n_be);
   printf("exit waves\n");
   test_exit_waves(be, names, n_be);
   printf("loss\n");

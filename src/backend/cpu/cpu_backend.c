@@ -207,6 +207,7 @@ static const pt_backend_vtable cpu_vtable = {
     .loss_gradient = pt_cpu_loss_gradient,
     .exit_waves_vjp = pt_cpu_exit_waves_vjp,
     .shift_position_gradient = pt_cpu_shift_position_gradient,
+    .interp_position_gradient = pt_cpu_interp_position_gradient,
     .optimizer_step = pt_cpu_optimizer_step,
     .position_step = pt_cpu_position_step,
     .object_regularize = pt_cpu_object_regularize,

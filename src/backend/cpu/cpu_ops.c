@@ -304,6 +304,52 @@ ptyc_status pt_cpu_interp_unshift_accumulate(void *ctx, const ptyc_scan *scan, i
   return PTYC_OK;
 }
 
+/* Per entry (in parallel): the probe modes through the filter with the derivative
+ * weights along y (dwy x wx) and along x (wy x dwx), and the four sums of
+ * ptyc_op_interp_position_gradient in double. */
+ptyc_status pt_cpu_interp_position_gradient(void *ctx, const ptyc_scan *scan, int first, int n,
+                                            const ptyc_c32 *probe, const ptyc_c32 *object,
+                                            const ptyc_c32 *grad_psi, double *out) {
+  int m = scan->m, k_modes = scan->n_modes, w = scan->obj_w, threads = THREADS(ctx);
+  size_t image = (size_t)m * m;
+  /* per thread: the row pass, then D_y P and D_x P */
+  ptyc_c32 *work = pt_cpu_scratch(ctx, 3 * sizeof(ptyc_c32) * image * (size_t)threads);
+  if (work == NULL) return ptyc_fail(PTYC_E_NOMEM, "out of memory in interp_position_gradient");
+  pt_interp_design design;
+  pt_interp_design_make(&design);
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int b = 0; b < n; b++) {
+    patch_pos p = batch_position(scan, first, b);
+    float wy[PT_INTERP_TAPS], wx[PT_INTERP_TAPS], dwy[PT_INTERP_TAPS], dwx[PT_INTERP_TAPS];
+    pt_interp_weights(&design, p.fy, wy, dwy);
+    pt_interp_weights(&design, p.fx, wx, dwx);
+    ptyc_c32 *rows = work + 3 * image * (size_t)omp_get_thread_num();
+    ptyc_c32 *dy = rows + image, *dx = dy + image;
+    double sum[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int k = 0; k < k_modes; k++) {
+      interp_filter(m, dwy, wx, 0, probe + (size_t)k * image, rows, dy);
+      interp_filter(m, wy, dwx, 0, probe + (size_t)k * image, rows, dx);
+      const ptyc_c32 *g = grad_psi + ((size_t)b * k_modes + k) * image;
+      for (int y = 0; y < m; y++) {
+        const ptyc_c32 *orow = object + (size_t)(p.y0 + y) * w + p.x0;
+        for (int x = 0; x < m; x++) {
+          size_t i = (size_t)y * m + x;
+          ptyc_c32 z = pt_cmulc(g[i], orow[x]); /* conj(grad psi) O */
+          sum[0] += (double)z.re * dy[i].re - (double)z.im * dy[i].im;
+          sum[1] += (double)z.re * dx[i].re - (double)z.im * dx[i].im;
+          sum[2] += pt_cabs2(dy[i]);
+          sum[3] += pt_cabs2(dx[i]);
+        }
+      }
+    }
+    out[4 * (size_t)b + 0] = 2.0 * sum[0];
+    out[4 * (size_t)b + 1] = 2.0 * sum[1];
+    out[4 * (size_t)b + 2] = sum[2] / (double)image;
+    out[4 * (size_t)b + 3] = sum[3] / (double)image;
+  }
+  return PTYC_OK;
+}
+
 /* Gaussian model: one pass, residual = (sqrt(d/I) - 1) Psi / M^2. */
 static double gaussian_residual(int m, int k_modes, const float *d, const float *mask,
                                 ptyc_c32 *waves) {

@@ -35,6 +35,9 @@ ptyc_status pt_cpu_interp_shift(void *ctx, const ptyc_scan *scan, int first, int
 ptyc_status pt_cpu_interp_unshift_accumulate(void *ctx, const ptyc_scan *scan, int first, int n,
                                              const ptyc_c32 *object, const ptyc_c32 *chi,
                                              ptyc_c32 *acc, float *den);
+ptyc_status pt_cpu_interp_position_gradient(void *ctx, const ptyc_scan *scan, int first, int n,
+                                            const ptyc_c32 *probe, const ptyc_c32 *object,
+                                            const ptyc_c32 *grad_psi, double *out);
 ptyc_status pt_cpu_fourier_residual(void *ctx, const ptyc_scan *scan, int first, int n,
                                     ptyc_noise_model noise_model, const float *patterns,
                                     const float *mask, ptyc_c32 *waves, double *cost);

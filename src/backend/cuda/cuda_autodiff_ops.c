@@ -64,6 +64,25 @@ ptyc_status pt_cuda_shift_position_gradient(void *vctx, const ptyc_scan *scan, i
   return PTYC_OK;
 }
 
+ptyc_status pt_cuda_interp_position_gradient(void *vctx, const ptyc_scan *scan, int first, int n,
+                                             const ptyc_c32 *probe, const ptyc_c32 *object,
+                                             const ptyc_c32 *grad_psi, double *out) {
+  pt_cuda_ctx *ctx = vctx;
+  PT_CUDA(cudaSetDevice(ctx->device));
+  size_t per_entry = pt_cuda_interp_gradient_scratch_per_position(scan->m);
+  int step = pt_cuda_entries_per_launch(per_entry);
+  if (step == 0) return pt_cuda_scratch_too_small("interp_position_gradient", per_entry);
+  size_t images = (size_t)scan->n_modes * scan->m * scan->m;
+  for (int b0 = 0; b0 < n; b0 += step) {
+    int count = n - b0 < step ? n - b0 : step;
+    PT_LAUNCH(ctx, pt_cuda_launch_interp_position_gradient(
+                       pt_cuda_make_batch(scan, first + b0, count), probe, object,
+                       grad_psi + (size_t)b0 * images, out + 4 * (size_t)b0, ctx->scratch,
+                       ctx->stream));
+  }
+  return PTYC_OK;
+}
+
 ptyc_status pt_cuda_optimizer_step(void *vctx, const ptyc_optim_params *p, ptyc_c32 *param,
                                    const ptyc_c32 *grad, size_t count, const float *den,
                                    size_t den_count, void *state) {

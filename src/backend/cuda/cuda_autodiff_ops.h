@@ -16,6 +16,9 @@ ptyc_status pt_cuda_exit_waves_vjp(void *ctx, const ptyc_scan *scan, int first, 
 ptyc_status pt_cuda_shift_position_gradient(void *ctx, const ptyc_scan *scan, int first, int n,
                                             const ptyc_c32 *spectrum, float scale,
                                             const ptyc_c32 *grad_spectra, double *out);
+ptyc_status pt_cuda_interp_position_gradient(void *ctx, const ptyc_scan *scan, int first, int n,
+                                             const ptyc_c32 *probe, const ptyc_c32 *object,
+                                             const ptyc_c32 *grad_psi, double *out);
 ptyc_status pt_cuda_optimizer_step(void *ctx, const ptyc_optim_params *p, ptyc_c32 *param,
                                    const ptyc_c32 *grad, size_t count, const float *den,
                                    size_t den_count, void *state);

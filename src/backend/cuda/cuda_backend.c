@@ -548,6 +548,7 @@ static const pt_backend_vtable cuda_vtable = {
     .loss_gradient = pt_cuda_loss_gradient,
     .exit_waves_vjp = pt_cuda_exit_waves_vjp,
     .shift_position_gradient = pt_cuda_shift_position_gradient,
+    .interp_position_gradient = pt_cuda_interp_position_gradient,
     .optimizer_step = pt_cuda_optimizer_step,
     .position_step = pt_cuda_position_step,
     .object_regularize = pt_cuda_object_regularize,

@@ -135,6 +135,17 @@ cudaError_t pt_cuda_launch_interp_unshift_accumulate(pt_cuda_batch batch,
                                                      float *den, float *weights,
                                                      cudaStream_t stream);
 
+/* Scratch per batch entry of interp_position_gradient: its weights and their
+ * derivatives (4 x PT_INTERP_TAPS floats), then four partial sums per 32 x 32 tile. */
+static inline size_t pt_cuda_interp_gradient_scratch_per_position(int m) {
+  size_t tiles = (size_t)((m + 31) / 32) * ((m + 31) / 32);
+  return 4 * 12 * sizeof(float) + tiles * 4 * sizeof(double);
+}
+cudaError_t pt_cuda_launch_interp_position_gradient(pt_cuda_batch batch, const ptyc_c32 *probe,
+                                                    const ptyc_c32 *object,
+                                                    const ptyc_c32 *grad_psi, double *out,
+                                                    void *scratch, cudaStream_t stream);
+
 /* ---- Fourier-space projection (kernels_fourier.cu) ----------------------------- */
 
 /* poisson: 0 = Gaussian model, 1 = Poisson. scratch: batch.n *

@@ -304,3 +304,130 @@ extern "C" cudaError_t pt_cuda_launch_interp_unshift_accumulate(pt_cuda_batch ba
                                                                     acc, den);
   return cudaGetLastError();
 }
+
+/* ---- interp_position_gradient ------------------------------------------------------------
+ * 1. One thread per entry: its weights and their derivatives, [dwy, wx, wy, dwx], so that
+ *    [0, 2T) are the (y, x) weights of D_y and [2T, 4T) those of D_x (filter_tile reads
+ *    y then x weights).
+ * 2. One block per (tile, entry), as interp_shift: per mode, the tile of D_y P and D_x P
+ *    and four sums over its pixels (conj(g) O: the exit wave's factor)
+ *      Re(conj(g) O D_y P), Re(conj(g) O D_x P), |D_y P|^2, |D_x P|^2
+ *    into partial[b][tile][4].
+ * 3. A warp per entry adds its tiles and applies the factors 2, 2, 1/M^2, 1/M^2.
+ * Only run when positions are refined, so written for clarity over speed: it filters
+ * each tile twice and is not fused with the other backward ops. */
+
+static_assert(TILE == 32, "pt_cuda_interp_gradient_scratch_per_position assumes 32 x 32 tiles");
+#define GRADIENT_WEIGHTS (4 * PT_INTERP_TAPS)
+
+__global__ void interp_gradient_weights_kernel(pt_cuda_batch batch, const pt_interp_design design,
+                                               float *__restrict__ weights) {
+  int b = blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= batch.n) return;
+  pt_patch p = batch_patch(batch, b);
+  float *w = weights + (size_t)b * GRADIENT_WEIGHTS;
+  pt_interp_weights(&design, p.fy, w + 2 * PT_INTERP_TAPS, w);
+  pt_interp_weights(&design, p.fx, w + PT_INTERP_TAPS, w + 3 * PT_INTERP_TAPS);
+}
+
+__global__ void __launch_bounds__(TILE *TILE_ROWS)
+    interp_gradient_kernel(pt_cuda_batch batch, const float *__restrict__ weights,
+                           const ptyc_c32 *__restrict__ probe, const ptyc_c32 *__restrict__ object,
+                           const ptyc_c32 *__restrict__ grad_psi, double *__restrict__ partial) {
+  __shared__ float2 in[SPAN][SPAN];
+  __shared__ float2 mid[SPAN][TILE + 1];
+  __shared__ float w[GRADIENT_WEIGHTS];
+  __shared__ float warp_sums[TILE_ROWS][4];
+  const int m = batch.m, k_modes = batch.n_modes;
+  const size_t pixels = (size_t)m * m;
+  int ty0, tx0;
+  tile_corner(m, blockIdx.x, &ty0, &tx0);
+  int at[STAGE_ROWS][STAGE_COLS];
+  stage_offsets(m, ty0 - (REACH - PT_INTERP_BEFORE), tx0 - (REACH - PT_INTERP_BEFORE), at);
+  const int x = tx0 + threadIdx.x, y_first = ty0 + 4 * threadIdx.y;
+  const int t = threadIdx.y * TILE + threadIdx.x;
+  for (int b = blockIdx.y; b < batch.n; b += gridDim.y) {
+    const pt_patch p = batch_patch(batch, b);
+    __syncthreads(); /* the previous entry's weights and sums are no longer read */
+    if (t < GRADIENT_WEIGHTS) w[t] = __ldg(weights + (size_t)b * GRADIENT_WEIGHTS + t);
+    float sum[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int k = 0; k < k_modes; k++) {
+      const float2 *src = reinterpret_cast<const float2 *>(probe) + (size_t)k * pixels;
+      __syncthreads(); /* the previous mode's tile is no longer read */
+#pragma unroll
+      for (int i = 0; i < STAGE_ROWS; i++)
+#pragma unroll
+        for (int j = 0; j < STAGE_COLS; j++) {
+          int r = threadIdx.y + i * TILE_ROWS, c = threadIdx.x + j * TILE;
+          if (r < SPAN && c < SPAN)
+            in[r][c] = at[i][j] >= 0 ? __ldg(src + at[i][j]) : make_float2(0.f, 0.f);
+        }
+      __syncthreads();
+      float2 dy[4], dx[4];
+      filter_tile<false>(in, mid, w, dy);
+      __syncthreads(); /* `mid` is filled again */
+      filter_tile<false>(in, mid, w + 2 * PT_INTERP_TAPS, dx);
+      const ptyc_c32 *g = grad_psi + ((size_t)b * k_modes + k) * pixels;
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        const int y = y_first + q;
+        if (y >= m || x >= m) continue;
+        ptyc_c32 z = pt_cmulc(ldg_c32(g + (size_t)y * m + x),
+                              ldg_c32(object + object_index(p, batch.obj_w, y, x)));
+        sum[0] += z.re * dy[q].x - z.im * dy[q].y;
+        sum[1] += z.re * dx[q].x - z.im * dx[q].y;
+        sum[2] += dy[q].x * dy[q].x + dy[q].y * dy[q].y;
+        sum[3] += dx[q].x * dx[q].x + dx[q].y * dx[q].y;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) sum[i] += __shfl_down_sync(0xffffffffu, sum[i], off);
+      if (threadIdx.x == 0) warp_sums[threadIdx.y][i] = sum[i];
+    }
+    __syncthreads();
+    if (t < 4) {
+      double s = 0.0;
+      for (int r = 0; r < TILE_ROWS; r++) s += warp_sums[r][t];
+      partial[((size_t)b * gridDim.x + blockIdx.x) * 4 + t] = s;
+    }
+  }
+}
+
+__global__ void interp_gradient_finish_kernel(const double *__restrict__ partial, int tiles, int n,
+                                              int m, double *__restrict__ out) {
+  const int b = pt_warp_entry();
+  if (b >= n) return;
+  const double scale[4] = {2.0, 2.0, 1.0 / ((double)m * m), 1.0 / ((double)m * m)};
+  for (int i = 0; i < 4; i++) {
+    double s = pt_warp_sum(partial + (size_t)b * tiles * 4 + i, tiles, 4);
+    if ((threadIdx.x & 31) == 0) out[4 * (size_t)b + i] = scale[i] * s;
+  }
+}
+
+extern "C" cudaError_t pt_cuda_launch_interp_position_gradient(pt_cuda_batch batch,
+                                                               const ptyc_c32 *probe,
+                                                               const ptyc_c32 *object,
+                                                               const ptyc_c32 *grad_psi,
+                                                               double *out, void *scratch,
+                                                               cudaStream_t stream) {
+  const int n = batch.n, tiles_axis = (batch.m + TILE - 1) / TILE;
+  const int tiles = tiles_axis * tiles_axis;
+  float *weights = (float *)scratch;
+  double *partial = (double *)(weights + (size_t)n * GRADIENT_WEIGHTS);
+  pt_interp_design design;
+  pt_interp_design_make(&design);
+  interp_gradient_weights_kernel<<<pt_blocks((size_t)n, 64), 64, 0, stream>>>(batch, design,
+                                                                              weights);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  dim3 grid((unsigned)tiles, pt_grid_rows((size_t)n));
+  interp_gradient_kernel<<<grid, dim3(TILE, TILE_ROWS), 0, stream>>>(batch, weights, probe, object,
+                                                                     grad_psi, partial);
+  err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  interp_gradient_finish_kernel<<<pt_blocks((size_t)n, PT_WARPS_PER_BLOCK), PT_THREADS, 0,
+                                  stream>>>(partial, tiles, n, batch.m, out);
+  return cudaGetLastError();
+}
