@@ -235,8 +235,10 @@ __global__ void __launch_bounds__(TILE * TILE_ROWS, MIN_BLOCKS_PER_SM)
 #pragma unroll
     for (int j = 0; j < STAGE_COLS; j++)
       at_object[i][j] = at[i][j] < 0 ? -1 : (at[i][j] / m) * batch.obj_w + at[i][j] % m;
-  for (int kg = blockIdx.y; kg < k_modes * groups; kg += gridDim.y) {
-    const int k = kg / groups, g = kg - k * groups;
+  /* the modes of one group of entries are neighbours in the launch, so they run together
+   * and read the group's object patches from L2 */
+  for (int gk = blockIdx.y; gk < k_modes * groups; gk += gridDim.y) {
+    const int g = gk / k_modes, k = gk - g * k_modes;
     const int b_end = min(batch.n, (g + 1) * ENTRIES_PER_BLOCK);
     float2 sum[4];
     float illumination[4];
