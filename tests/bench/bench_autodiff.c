@@ -3,7 +3,7 @@
  * engine's default settings unless told otherwise.
  *   bench_autodiff DATA.h5|preset:NAME [--device cuda|cpu] [--iterations 30] [--batch 96]
  *                  [--modes 4] [--loss amplitude|intensity|poisson]
- *                  [--optimizer sgd|adam|rmsprop] [--positions] [--shift interpolate|fourier] [--json OUT.json]
+ *                  [--optimizer sgd|adam|rmsprop] [--positions] [--shift auto|interpolate|fourier] [--json OUT.json]
  * The issue's GPU setup: bench_autodiff preset:medium (4096 x 256x256, 4 modes, 1e7
  * photons), batch 96, 30 iterations. Not a test. */
 #include <math.h>
@@ -47,13 +47,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--loss")) opts.autodiff.loss = (ptyc_loss)word(next, losses), i++;
     else if (!strcmp(argv[i], "--optimizer")) opts.autodiff.optimizer = (ptyc_optimizer)word(next, rules), i++;
     else if (!strcmp(argv[i], "--positions")) opts.autodiff.positions_optimizable = 1;
-    else if (!strcmp(argv[i], "--shift")) opts.probe.shift = !strcmp(next, "fourier") ? PTYC_SHIFT_FOURIER : PTYC_SHIFT_INTERPOLATE, i++;
+    else if (!strcmp(argv[i], "--shift")) opts.probe.shift = bench_shift(next), i++;
     else if (!strcmp(argv[i], "--json")) json = next, i++;
     else path = argv[i];
   }
   if (path == NULL || opts.reconstructor.iterations < 1) {
     fprintf(stderr, "usage: bench_autodiff DATA.h5|preset:NAME [--device cuda|cpu] [--iterations N] "
-                    "[--batch B] [--modes K] [--loss L] [--optimizer O] [--positions] [--shift interpolate|fourier] [--json OUT]\n");
+                    "[--batch B] [--modes K] [--loss L] [--optimizer O] [--positions] [--shift auto|interpolate|fourier] [--json OUT]\n");
     return 2;
   }
   ptyc_dataset *ds;
@@ -67,6 +67,8 @@ int main(int argc, char **argv) {
   CHECK(ptyc_model_init(be, ds, &opts, &model));
   ptyc_engine *engine;
   CHECK(ptyc_engine_create(&model, &opts, &engine));
+  char shift[160];
+  bench_shift_text(&model, &opts, shift, sizeof shift);
   int iterations = opts.reconstructor.iterations;
   double first_ms = 0, median_ms = 0, loss = 0, nrmse = 1.0;
   CHECK(bench_iterate(be, engine, iterations, 1, &first_ms, &median_ms, &loss));
@@ -76,6 +78,7 @@ int main(int argc, char **argv) {
   printf("problem             %d patterns %dx%d, %d modes, batch %d, %d iterations, loss %s, optimizer %s\n",
          ds->n_patterns, ds->m, ds->m, opts.probe.modes, opts.reconstructor.batch_size, iterations,
          losses[opts.autodiff.loss], rules[opts.autodiff.optimizer]);
+  printf("shift               %s\n", shift);
   printf("ms/iteration        %.2f (median of %d, device events; first %.1f)\n", median_ms,
          iterations - 1, first_ms);
   printf("peak memory         %.3f GiB allocated by ptyc\n", peak_gib);
@@ -85,9 +88,9 @@ int main(int argc, char **argv) {
     if (f) {
       fprintf(f, "{\"engine\": \"autodiff\", \"device\": \"%s\", \"gpu\": \"%s\", \"n_patterns\": %d, "
                  "\"m\": %d, \"modes\": %d, \"batch\": %d, \"iterations\": %d, "
-                 "\"ms_per_iteration_median\": %.3f, \"peak_gib_ptyc\": %.4f, \"object_nrmse\": %.5f}\n",
+                 "\"shift\": \"%s\", \"ms_per_iteration_median\": %.3f, \"peak_gib_ptyc\": %.4f, \"object_nrmse\": %.5f}\n",
               ptyc_backend_name(be), info.name, ds->n_patterns, ds->m, opts.probe.modes,
-              opts.reconstructor.batch_size, iterations, median_ms, peak_gib, nrmse);
+              opts.reconstructor.batch_size, iterations, strncmp(shift, "fourier", 7) ? "interpolate" : "fourier", median_ms, peak_gib, nrmse);
       fclose(f);
     }
   }

@@ -15,6 +15,20 @@
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
+/* --shift fourier|interpolate|auto */
+static ptyc_subpixel_shift bench_shift(const char *word) {
+  return !strcmp(word, "fourier")       ? PTYC_SHIFT_FOURIER
+         : !strcmp(word, "interpolate") ? PTYC_SHIFT_INTERPOLATE
+                                        : PTYC_SHIFT_AUTO;
+}
+
+/* The shift the model uses, and why: "interpolate (auto: ...)". */
+static void bench_shift_text(const ptyc_model *model, const ptyc_options *opts, char *text,
+                             size_t size) {
+  snprintf(text, size, "%s (%s)", model->shift == PTYC_SHIFT_INTERPOLATE ? "interpolate" : "fourier",
+           ptyc_model_shift_reason(model, opts));
+}
+
 static int bench_cmp_double(const void *a, const void *b) {
   double d = *(const double *)a - *(const double *)b;
   return (d > 0) - (d < 0);

@@ -2,7 +2,7 @@
  * warm-up iteration), peak device memory, object NRMSE against the file's truth, and
  * the achieved fraction of a measured device-to-device copy bandwidth.
  *   bench_lsqml DATA.h5 [--device cuda|cpu] [--iterations 30] [--batch 96] [--modes 4]
- *               [--noise poisson|gaussian] [--patterns resident|stream] [--shift interpolate|fourier] [--json OUT.json]
+ *               [--noise poisson|gaussian] [--patterns resident|stream] [--shift auto|interpolate|fourier] [--json OUT.json]
  * DATA.h5 may be "preset:NAME" to simulate that preset in memory instead of reading a file.
  * Not a test: run it through tests/bench/run.sh. */
 #include <math.h>
@@ -57,14 +57,14 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--batch")) opts.reconstructor.batch_size = atoi(next), i++;
     else if (!strcmp(argv[i], "--modes")) opts.probe.modes = atoi(next), i++;
     else if (!strcmp(argv[i], "--noise")) opts.lsqml.noise_model = !strcmp(next, "gaussian") ? PTYC_NOISE_GAUSSIAN : PTYC_NOISE_POISSON, i++;
-    else if (!strcmp(argv[i], "--shift")) opts.probe.shift = !strcmp(next, "fourier") ? PTYC_SHIFT_FOURIER : PTYC_SHIFT_INTERPOLATE, i++;
+    else if (!strcmp(argv[i], "--shift")) opts.probe.shift = bench_shift(next), i++;
     else if (!strcmp(argv[i], "--json")) json = next, i++;
     else if (!strcmp(argv[i], "--patterns")) opts.reconstructor.patterns = !strcmp(next, "stream") ? PTYC_PATTERNS_STREAM : PTYC_PATTERNS_RESIDENT, i++;
     else path = argv[i];
   }
   if (path == NULL) {
     fprintf(stderr, "usage: bench_lsqml DATA.h5 [--device cuda|cpu] [--iterations N] "
-                    "[--batch B] [--modes K] [--noise poisson|gaussian] [--shift interpolate|fourier] [--json OUT]\n");
+                    "[--batch B] [--modes K] [--noise poisson|gaussian] [--shift auto|interpolate|fourier] [--json OUT]\n");
     return 2;
   }
   ptyc_dataset *ds;
@@ -81,6 +81,8 @@ int main(int argc, char **argv) {
   CHECK(ptyc_model_init(be, ds, &opts, &model));
   ptyc_engine *engine;
   CHECK(ptyc_engine_create(&model, &opts, &engine));
+  char shift[160];
+  bench_shift_text(&model, &opts, shift, sizeof shift);
   int iterations = opts.reconstructor.iterations;
   double first_ms = 0, median_ms = 0, loss = 0;
   CHECK(bench_iterate(be, engine, iterations, 0, &first_ms, &median_ms, &loss));
@@ -105,6 +107,7 @@ int main(int argc, char **argv) {
          ds->n_patterns, ds->m, ds->m, opts.probe.modes, opts.reconstructor.batch_size,
          iterations, opts.lsqml.noise_model == PTYC_NOISE_POISSON ? "poisson" : "gaussian",
          opts.reconstructor.patterns == PTYC_PATTERNS_STREAM ? "streamed" : "resident");
+  printf("shift               %s\n", shift);
   printf("ms/iteration        %.2f (median of %d, device events; first %.1f)\n", median_ms,
          iterations - 1, first_ms);
   printf("peak memory         %.3f GiB allocated by ptyc, %.3f GiB by the process (incl. FFT work areas)\n",
@@ -116,11 +119,11 @@ int main(int argc, char **argv) {
     FILE *f = fopen(json, "w");
     if (f) {
       fprintf(f, "{\"device\": \"%s\", \"gpu\": \"%s\", \"n_patterns\": %d, \"m\": %d, \"modes\": %d, "
-                 "\"batch\": %d, \"iterations\": %d, \"ms_per_iteration_median\": %.3f, "
+                 "\"batch\": %d, \"iterations\": %d, \"shift\": \"%s\", \"ms_per_iteration_median\": %.3f, "
                  "\"peak_gib_ptyc\": %.4f, \"peak_gib_process\": %.4f, \"object_nrmse\": %.5f, "
                  "\"copy_bandwidth_gbs\": %.1f, \"bandwidth_fraction\": %.4f}\n",
               ptyc_backend_name(be), info.name, ds->n_patterns, ds->m, opts.probe.modes,
-              opts.reconstructor.batch_size, iterations, median_ms, peak_gib,
+              opts.reconstructor.batch_size, iterations, strncmp(shift, "fourier", 7) ? "interpolate" : "fourier", median_ms, peak_gib,
               used_by_process / GIB, nrmse, bandwidth / 1e9, achieved);
       fclose(f);
     }
