@@ -17,9 +17,16 @@
 #define SPAN (TILE + REACH)                      /* input pixels per axis of a tile */
 /* Entries each block of the adjoint sums before one atomic add per output pixel.
  * Measured on the H100 (medium preset, 96 entries x 4 modes, 3 blocks per SM), ms per
- * batch: 4: 0.482, 8: 0.450, 12: 0.463, 16: 0.425, 24: 0.455, 32: 0.407, 48: 0.572.
- * Between 8 and 32 the blocks' fit into whole waves decides; 16 keeps four waves here
- * and is less sensitive to batch size and GPU than 32 (two). */
+ * batch: 4: 0.482, 8: 0.450, 12: 0.463, 16: 0.425, 24: 0.455, 32: 0.407, 48: 0.572;
+ * with a group's modes launched together: 12: 0.425, 16: 0.388, 24: 0.411, 32: 0.377
+ * (and 0.48-0.50 at 2 blocks per SM). Between 8 and 32 the blocks' fit into whole
+ * waves decides; 16 keeps four waves here and is less sensitive to batch size and GPU
+ * than 32 (two).
+ * Adding the object's update terms (conj(p) chi, |p|^2) to these blocks, each taking
+ * every K-th entry of its group, was measured and dropped: 0.590 ms per batch against
+ * 0.388 + 0.166 for this kernel and object_gradient apart (LSQML 85.1 vs 84.2 ms per
+ * iteration): the extra loads and atomics run after the filter loop at this kernel's
+ * 3 blocks per SM, where object_gradient alone streams at 2.9 TB/s. */
 #define ENTRIES_PER_BLOCK 16
 /* Blocks each SM must hold: the compiler fits both kernels in 80 registers for 3 (the
  * forward without spilling, the adjoint with 244 bytes), where on its own it took 127.
