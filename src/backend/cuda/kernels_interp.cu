@@ -339,7 +339,7 @@ __global__ void interp_gradient_weights_kernel(pt_cuda_batch batch, const pt_int
   pt_interp_weights(&design, p.fx, w + PT_INTERP_TAPS, w + 3 * PT_INTERP_TAPS);
 }
 
-__global__ void __launch_bounds__(TILE *TILE_ROWS)
+__global__ void __launch_bounds__(TILE * TILE_ROWS)
     interp_gradient_kernel(pt_cuda_batch batch, const float *__restrict__ weights,
                            const ptyc_c32 *__restrict__ probe, const ptyc_c32 *__restrict__ object,
                            const ptyc_c32 *__restrict__ grad_psi, double *__restrict__ partial) {
