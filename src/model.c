@@ -276,17 +276,25 @@ fail:
 
 #define MODEL_PI 3.14159265358979323846
 
-/* Diameter (detector pixels) of the bright disc of the mean pattern: the disc of the
- * same area as the valid pixels above half the brightest one. 0 if nothing is bright. */
-static double bright_disc_diameter(const pattern_view *v) {
+/* The mean pattern's bright region (the pupil): its valid pixels above half the
+ * brightest one. The sum of the patterns stands for their mean: the same region. */
+static double brightest(const pattern_view *v) {
   const ptyc_dataset *ds = v->ds;
-  size_t image = (size_t)ds->m * ds->m, bright = 0;
-  const double *mean = v->sum; /* the sum: the same disc as the mean's */
   double peak = 0.0;
-  for (size_t i = 0; i < image; i++)
-    if ((ds->mask == NULL || ds->mask[i]) && mean[i] > peak) peak = mean[i];
-  for (size_t i = 0; i < image; i++)
-    bright += (ds->mask == NULL || ds->mask[i]) && peak > 0.0 && mean[i] > 0.5 * peak;
+  for (size_t i = 0; i < (size_t)ds->m * ds->m; i++)
+    if ((ds->mask == NULL || ds->mask[i]) && v->sum[i] > peak) peak = v->sum[i];
+  return peak;
+}
+static int is_bright(const pattern_view *v, size_t i, double peak) {
+  return (v->ds->mask == NULL || v->ds->mask[i]) && peak > 0.0 && v->sum[i] > 0.5 * peak;
+}
+
+/* Diameter (detector pixels) of the bright disc of the mean pattern: the disc of the
+ * same area as its bright region. 0 if nothing is bright. */
+static double bright_disc_diameter(const pattern_view *v) {
+  size_t image = (size_t)v->ds->m * v->ds->m, bright = 0;
+  double peak = brightest(v);
+  for (size_t i = 0; i < image; i++) bright += is_bright(v, i, peak);
   return 2.0 * sqrt((double)bright / MODEL_PI);
 }
 
@@ -444,15 +452,11 @@ ptyc_status ptyc_model_init(ptyc_backend *be, const ptyc_dataset *ds, const ptyc
  * not the probe's; a data-made initial probe carries some of it, 0.2 to 3 % in the
  * presets, which is why the pattern, not that probe, decides.) */
 static double pupil_reach(const pattern_view *v) {
-  const ptyc_dataset *ds = v->ds;
-  int m = ds->m;
-  double peak = 0.0, reach = 0.0;
-  for (size_t i = 0; i < (size_t)m * m; i++)
-    if ((ds->mask == NULL || ds->mask[i]) && v->sum[i] > peak) peak = v->sum[i];
+  int m = v->ds->m;
+  double peak = brightest(v), reach = 0.0;
   for (int u = 0; u < m; u++)
     for (int w = 0; w < m; w++) {
-      size_t i = (size_t)u * m + w;
-      if ((ds->mask != NULL && !ds->mask[i]) || !(v->sum[i] > 0.5 * peak)) continue;
+      if (!is_bright(v, (size_t)u * m + w, peak)) continue;
       double f = fmax(fabs((double)pt_freq_index(u, m)), fabs((double)pt_freq_index(w, m))) / m;
       if (f > reach) reach = f;
     }
