@@ -225,6 +225,31 @@ static void test_memory(void) {
   printf("  %-10s memory (upload paths, zero, copy) checked\n", "");
 }
 
+/* 256 x 256: on Hopper our one-pass kernel (kernels_fft256.cu), not cuFFT. A plan of
+ * 7 transforms, all of them and then the first 5 (ptyc_fft_exec_count), both ways. */
+static void test_fft256(void) {
+  case_name = "fft256";
+  const int m = 256, planned = 7, some = 5;
+  size_t n = (size_t)planned * m * m;
+  ptyc_c32 *x = random_c32(n, 1.f);
+  twin data = twin_upload(x, n * sizeof *x);
+  ptyc_fft *pc, *pg;
+  REQUIRE_OK(ptyc_fft_plan(cpu, m, planned, &pc));
+  REQUIRE_OK(ptyc_fft_plan(gpu, m, planned, &pg));
+  for (int inverse = 0; inverse <= 1; inverse++) {
+    REQUIRE_OK(ptyc_fft_exec(cpu, pc, data.c, inverse));
+    REQUIRE_OK(ptyc_fft_exec(gpu, pg, data.g, inverse));
+    check_f32(inverse ? "fft256 forward + inverse" : "fft256 forward", data, TOL_FFT);
+    REQUIRE_OK(ptyc_fft_exec_count(cpu, pc, data.c, some, inverse));
+    REQUIRE_OK(ptyc_fft_exec_count(gpu, pg, data.g, some, inverse));
+    check_f32(inverse ? "fft256 first 5, inverse" : "fft256 first 5, forward", data, TOL_FFT);
+  }
+  ptyc_fft_free(cpu, pc);
+  ptyc_fft_free(gpu, pg);
+  twin_free(&data);
+  free(x);
+}
+
 static void test_fft(const test_case *tc) {
   size_t n = batch_values(tc);
   ptyc_c32 *x = random_c32(n, 1.f);
@@ -550,6 +575,7 @@ int main(void) {
       {"large", 300, 2, 6, 1, 330, 345}, /* M above the interp kernels' 256-column strips */
   };
   test_memory();
+  test_fft256();
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
   test_split_batch();
 

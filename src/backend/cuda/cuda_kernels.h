@@ -120,6 +120,13 @@ cudaError_t pt_cuda_launch_probe_gradient(pt_cuda_batch batch, const ptyc_c32 *o
                                           const ptyc_c32 *chi, ptyc_c32 *g, float *den,
                                           cudaStream_t stream);
 
+/* ---- 256 x 256 FFTs in one pass (kernels_fft256.cu) ------------------------------ */
+
+/* Whether `device` runs pt_cuda_launch_fft256 (thread-block clusters: Hopper on). */
+int pt_cuda_fft256_supported(int device);
+/* `count` contiguous 256 x 256 C2C transforms in place, unnormalised as cuFFT's. */
+cudaError_t pt_cuda_launch_fft256(ptyc_c32 *data, int count, int inverse, cudaStream_t stream);
+
 /* ---- sub-pixel shifts by interpolation (kernels_interp.cu) ----------------------- */
 
 /* Scratch (weights) of both: batch.n * PT_CUDA_INTERP_SCRATCH bytes. */
