@@ -122,8 +122,11 @@ __device__ __forceinline__ void row_dfts(fft256_smem &s) {
   }
 }
 
+/* 3 blocks per SM (80 registers, no spills) against 2 (128): 0.185 vs 0.238 ms for 384
+ * images on the H100. Copying the rows by cp.async instead of through registers made no
+ * difference at 3 blocks (0.185 vs 0.184 ms); at 2 it gave 0.194. */
 template <bool INVERSE>
-__global__ void __cluster_dims__(FFT_CLUSTER, 1, 1) __launch_bounds__(FFT_THREADS, 2)
+__global__ void __cluster_dims__(FFT_CLUSTER, 1, 1) __launch_bounds__(FFT_THREADS, 3)
     fft256_kernel(float2 *__restrict__ data) {
   extern __shared__ float4 fft256_smem_raw[];
   fft256_smem &s = *reinterpret_cast<fft256_smem *>(fft256_smem_raw);

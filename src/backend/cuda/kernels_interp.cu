@@ -19,11 +19,10 @@
 #define SPAN (TILE + REACH)                      /* input pixels per axis of a tile */
 /* Entries each block of the adjoint sums before one atomic add per output pixel.
  * Measured on the H100 (medium preset, 96 entries x 4 modes, 3 blocks per SM), ms per
- * batch: 4: 0.482, 8: 0.450, 12: 0.463, 16: 0.425, 24: 0.455, 32: 0.407, 48: 0.572;
- * with a group's modes launched together: 12: 0.425, 16: 0.388, 24: 0.411, 32: 0.377
- * (and 0.48-0.50 at 2 blocks per SM). Between 8 and 32 the blocks' fit into whole
- * waves decides; 16 keeps four waves here and is less sensitive to batch size and GPU
- * than 32 (two).
+ * batch, with the tiles staged through registers: 4: 0.482, 8: 0.450, 12: 0.463,
+ * 16: 0.425, 24: 0.455, 32: 0.407, 48: 0.572; with a group's modes launched together:
+ * 12: 0.425, 16: 0.388, 24: 0.411, 32: 0.377. With the cp.async double buffer the
+ * count hardly matters: 8: 0.328, 12 to 24: 0.326, 32: 0.327.
  * Adding the object's update terms (conj(p) chi, |p|^2) to these blocks, each taking
  * every K-th entry of its group, was measured and dropped: 0.590 ms per batch against
  * 0.388 + 0.166 for this kernel and object_gradient apart (LSQML 85.1 vs 84.2 ms per
@@ -31,9 +30,10 @@
  * 3 blocks per SM, where object_gradient alone streams at 2.9 TB/s. */
 #define ENTRIES_PER_BLOCK 16
 /* Blocks each SM must hold: the compiler fits both kernels in 80 registers for 3 (the
- * forward without spilling, the adjoint with 244 bytes), where on its own it took 127.
+ * forward without spilling, the adjoint with 40 bytes), where on its own it took 127.
  * On the H100 (medium preset, per batch) 2 -> 3 blocks: forward 0.239 -> 0.208 ms,
- * adjoint 0.533 -> 0.451 ms; 4 blocks (64 registers, both spilling): 0.277 and 0.458. */
+ * adjoint (then staging through registers) 0.533 -> 0.451 ms; 4 blocks (64 registers,
+ * both spilling): 0.277 and 0.458. The adjoint's 70 KiB of shared memory allow 3. */
 #define MIN_BLOCKS_PER_SM 3
 
 static_assert(PT_CUDA_INTERP_SCRATCH == 2 * PT_INTERP_TAPS * sizeof(float),
