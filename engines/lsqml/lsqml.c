@@ -259,11 +259,13 @@ static ptyc_status per_position_chain(lsqml *s, int first, int n, const ptyc_sca
     PT_TRY(ptyc_op_shift_spectrum(be, scan, first, n, s->probe_spectrum, inv_pixels,
                                   probes));
     PT_TRY(ptyc_fft_exec_count(be, s->plan, probes, images, 1));
-    PT_TRY(ptyc_op_exit_waves(be, scan, first, n, m->object, probes, waves));
   } else {
-    PT_TRY(ptyc_op_interp_shift(be, scan, first, n, m->probe, m->object, probes, waves));
+    PT_TRY(ptyc_op_interp_shift(be, scan, first, n, m->probe, (ptyc_buf){0}, probes,
+                                (ptyc_buf){0}));
   }
-  PT_TRY(ptyc_fft_exec_count(be, s->plan, waves, images, 0));
+  /* the exit waves' spectra: where the backend fuses the product into the transform,
+   * the exit waves never pass through memory */
+  PT_TRY(ptyc_fft_exit_waves(be, s->plan, scan, first, n, m->object, probes, waves));
   PT_TRY(ptyc_op_fourier_residual(be, pattern_scan, pattern_first, n,
                                   s->opts.lsqml.noise_model, patterns, m->mask, waves, cost));
   PT_TRY(ptyc_fft_exec_count(be, s->plan, waves, images, 1)); /* waves now hold chi */

@@ -126,6 +126,14 @@ ptyc_status ptyc_fft_exec(ptyc_backend *be, ptyc_fft *plan, ptyc_buf data, int i
  * sub-plans that ptyc_fft_plan made, sharing one work area. */
 ptyc_status ptyc_fft_exec_count(ptyc_backend *be, ptyc_fft *plan, ptyc_buf data, int count,
                                 int inverse);
+/* psi[b][k] = F{probes[b][k] * O_b} (forward, unnormalised) for batch entries
+ * [first, first + n): ptyc_op_exit_waves then ptyc_fft_exec_count on n K images, which is
+ * what backends without a fused version run. CUDA's 256 x 256 transform on Hopper
+ * multiplies as it loads, so the exit waves never pass through memory. `plan` is for M x M
+ * and at least n K images; probes and psi must not overlap. */
+ptyc_status ptyc_fft_exit_waves(ptyc_backend *be, ptyc_fft *plan, const ptyc_scan *scan,
+                                int first, int n, ptyc_buf object, ptyc_buf probes,
+                                ptyc_buf psi);
 void ptyc_fft_free(ptyc_backend *be, ptyc_fft *plan);
 
 /* ---- element-wise and reductions ----------------------------------------------------- */

@@ -297,6 +297,26 @@ ptyc_status ptyc_fft_exec_count(ptyc_backend *be, ptyc_fft *plan, ptyc_buf data,
   return be->vt->fft_exec_count(be->ctx, plan->impl, data.ptr, count, inverse);
 }
 
+ptyc_status ptyc_fft_exit_waves(ptyc_backend *be, ptyc_fft *plan, const ptyc_scan *scan,
+                                int first, int n, ptyc_buf object, ptyc_buf probes,
+                                ptyc_buf psi) {
+  if (plan == NULL) return ptyc_fail(PTYC_E_ARG, "%s: plan is NULL", __func__);
+  PT_TRY(check_batch(__func__, scan, first, n));
+  if (plan->m != scan->m || (long long)n * scan->n_modes > plan->count)
+    return ptyc_fail(PTYC_E_ARG, "%s: %d images of %d x %d asked of a plan for %d of %d x %d",
+                     __func__, n * scan->n_modes, scan->m, scan->m, plan->count, plan->m, plan->m);
+  if (be->vt->fft_exit_waves == NULL) {
+    PT_TRY(ptyc_op_exit_waves(be, scan, first, n, object, probes, psi));
+    return ptyc_fft_exec_count(be, plan, psi, n * scan->n_modes, 0);
+  }
+  PT_TRY(need_bytes(__func__, "object", object, object_count(scan) * sizeof(ptyc_c32)));
+  PT_TRY(need_bytes(__func__, "probes", probes, images_bytes(scan, n)));
+  PT_TRY(need_bytes(__func__, "psi", psi, images_bytes(scan, n)));
+  if (n == 0) return PTYC_OK;
+  return be->vt->fft_exit_waves(be->ctx, plan->impl, scan, first, n, object.ptr, probes.ptr,
+                                psi.ptr);
+}
+
 void ptyc_fft_free(ptyc_backend *be, ptyc_fft *plan) {
   if (be == NULL || plan == NULL) return;
   be->vt->fft_free(be->ctx, plan->impl);

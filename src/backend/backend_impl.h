@@ -33,6 +33,9 @@ typedef struct pt_backend_vtable {
   ptyc_status (*fft_exec)(void *ctx, void *plan, ptyc_c32 *data, int inverse);
   /* The first `count` images, 0 < count < the planned count. */
   ptyc_status (*fft_exec_count)(void *ctx, void *plan, ptyc_c32 *data, int count, int inverse);
+  /* Optional (NULL: exit_waves then fft_exec_count). n K <= the planned count. */
+  ptyc_status (*fft_exit_waves)(void *ctx, void *plan, const ptyc_scan *scan, int first, int n,
+                                const ptyc_c32 *object, const ptyc_c32 *probes, ptyc_c32 *psi);
   void (*fft_free)(void *ctx, void *plan);
 
   ptyc_status (*scale)(void *ctx, ptyc_c32 *x, size_t count, float s);

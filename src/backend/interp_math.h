@@ -85,24 +85,41 @@ PT_HD static inline void pt_interp_design_make(pt_interp_design *d) {
   }
 }
 
+/* Tap i's entry of b(f), the right-hand side of the normal equations, and of db/df. */
+PT_HD static inline double pt_interp_rhs(double f, int i) {
+  const double band2 = 2.0 * PT_INTERP_BAND;
+  return band2 * pt_sinc(band2 * ((double)(i - PT_INTERP_BEFORE) - f));
+}
+PT_HD static inline double pt_interp_rhs_derivative(double f, int i) {
+  const double band2 = 2.0 * PT_INTERP_BAND;
+  return -band2 * band2 * pt_sinc_derivative(band2 * ((double)(i - PT_INTERP_BEFORE) - f));
+}
+
+/* Row i of G^-1 times b: tap i's weight from the right-hand side (or its derivative from
+ * db/df). Apart so that the CUDA backend can give each tap a thread. */
+PT_HD static inline double pt_interp_row(const pt_interp_design *d, const double *b, int i) {
+  double s = 0.0;
+  for (int j = 0; j < PT_INTERP_TAPS; j++) s += d->g_inverse[i * PT_INTERP_TAPS + j] * b[j];
+  return s;
+}
+/* At f = 0 the solution is a unit tap; make it exactly one. */
+PT_HD static inline double pt_interp_weight_from_row(double f, int i, double row) {
+  return f == 0.0 ? (i == PT_INTERP_BEFORE ? 1.0 : 0.0) : row;
+}
+
 /* w[i] = the weight of tap i for the fraction f, and dw[i] = dw_i/df (NULL: not wanted):
  * w = G^-1 b(f), in double (the tests' reference models use these directly). */
 PT_HD static inline void pt_interp_weights64(const pt_interp_design *d, double f,
                                              double w[PT_INTERP_TAPS], double dw[PT_INTERP_TAPS]) {
   enum { T = PT_INTERP_TAPS };
-  const double band2 = 2.0 * PT_INTERP_BAND;
   double b[T], db[T];
   for (int i = 0; i < T; i++) {
-    double x = (double)(i - PT_INTERP_BEFORE) - f;
-    b[i] = band2 * pt_sinc(band2 * x);
-    db[i] = -band2 * band2 * pt_sinc_derivative(band2 * x);
+    b[i] = pt_interp_rhs(f, i);
+    if (dw) db[i] = pt_interp_rhs_derivative(f, i);
   }
   for (int i = 0; i < T; i++) {
-    double s = 0.0, ds = 0.0;
-    for (int j = 0; j < T; j++) s += d->g_inverse[i * T + j] * b[j], ds += d->g_inverse[i * T + j] * db[j];
-    /* at f = 0 the solution is a unit tap; make it exactly one */
-    w[i] = f == 0.0 ? (i == PT_INTERP_BEFORE ? 1.0 : 0.0) : s;
-    if (dw) dw[i] = ds;
+    w[i] = pt_interp_weight_from_row(f, i, pt_interp_row(d, b, i));
+    if (dw) dw[i] = pt_interp_row(d, db, i);
   }
 }
 

@@ -384,6 +384,26 @@ static void test_exit_waves(const test_case *tc, const scan_pair *s) {
   free(object), free(probes);
 }
 
+/* The exit waves' spectra in one op (fused on the GPU for M = 256 on Hopper, else
+ * exit_waves and the plan's transforms), on a plan with one entry's images to spare. */
+static void test_fft_exit_waves(const test_case *tc, const scan_pair *s) {
+  size_t batch = batch_values(tc), obj = object_values(tc);
+  ptyc_c32 *object = random_c32(obj, 1.f), *probes = random_c32(batch, 3.f);
+  twin tobj = twin_upload(object, obj * sizeof(ptyc_c32));
+  twin tprobes = twin_upload(probes, batch * sizeof(ptyc_c32));
+  twin tpsi = twin_poison(batch * sizeof(ptyc_c32));
+  ptyc_fft *pc, *pg;
+  REQUIRE_OK(ptyc_fft_plan(cpu, tc->m, (tc->n + 1) * tc->k, &pc));
+  REQUIRE_OK(ptyc_fft_plan(gpu, tc->m, (tc->n + 1) * tc->k, &pg));
+  REQUIRE_OK(ptyc_fft_exit_waves(cpu, pc, &s->c, tc->first, tc->n, tobj.c, tprobes.c, tpsi.c));
+  REQUIRE_OK(ptyc_fft_exit_waves(gpu, pg, &s->g, tc->first, tc->n, tobj.g, tprobes.g, tpsi.g));
+  check_f32("fft_exit_waves", tpsi, TOL_FFT);
+  ptyc_fft_free(cpu, pc);
+  ptyc_fft_free(gpu, pg);
+  twin_free(&tobj), twin_free(&tprobes), twin_free(&tpsi);
+  free(object), free(probes);
+}
+
 static void test_fourier(const test_case *tc, const scan_pair *s, ptyc_noise_model model,
                          int use_mask) {
   size_t batch = batch_values(tc), px = pixels(tc);
@@ -539,6 +559,7 @@ static void run_case(const test_case *tc) {
   test_elementwise(tc);
   test_shifts(tc, &s);
   test_exit_waves(tc, &s);
+  test_fft_exit_waves(tc, &s);
   test_interp(tc, &s);
   for (int mask = 0; mask <= 1; mask++) {
     test_fourier(tc, &s, PTYC_NOISE_GAUSSIAN, mask);
@@ -576,6 +597,13 @@ int main(void) {
   };
   test_memory();
   test_fft256();
+  {
+    test_case tc = {"fft256 exit waves", 256, 3, 5, 1, 300, 310};
+    case_name = tc.name;
+    scan_pair s = make_scan(&tc);
+    test_fft_exit_waves(&tc, &s);
+    free_scan(&s);
+  }
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
   test_split_batch();
 

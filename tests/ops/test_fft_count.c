@@ -1,7 +1,7 @@
 /* ptyc_fft_exec_count: the first `count` transforms of a plan equal a plan of exactly
  * `count` (CPU), and on CUDA (when a GPU is visible) the power-of-two chunks give the
  * CPU's transforms for every count up to the plan's; out-of-range counts are refused
- * and count 0 does nothing. */
+ * and count 0 does nothing. ptyc_fft_exit_waves: exit waves then transforms. */
 #include <math.h>
 #include <string.h>
 
@@ -25,6 +25,45 @@ static void run(ptyc_backend *be, ptyc_fft *plan, ptyc_c32 *host, int count, int
   EXPECT_OK(ptyc_fft_exec_count(be, plan, buf, count, inverse));
   REQUIRE_OK(ptyc_buf_download(be, host, buf, 0, nbytes));
   ptyc_buf_free(be, &buf);
+}
+
+/* ptyc_fft_exit_waves equals exit_waves then the transforms (here, the CPU's own
+ * fallback: the GPU's fused kernel is checked in tests/gpu/test_cuda_ops.c), and refuses
+ * more images than the plan holds or a plan of another size. One mode, positions at
+ * integer corners (2 j, j) of a 3M x 3M object. */
+static void check_exit_waves(ptyc_backend *be, ptyc_fft *plan, const ptyc_c32 *input) {
+  enum { N = PLANNED + 1, W = 3 * M };
+  double positions[2 * N];
+  int32_t order[N];
+  static ptyc_c32 object[W * W], want[M * M * N], got[M * M * N];
+  for (int j = 0; j < N; j++) positions[2 * j] = 2 * (j % 8), positions[2 * j + 1] = j % 8, order[j] = N - 1 - j;
+  fill(object, (size_t)W * W);
+  ptyc_buf pos, ord, obj, probes, psi;
+  REQUIRE_OK(ptyc_buf_alloc(be, sizeof positions, &pos));
+  REQUIRE_OK(ptyc_buf_alloc(be, sizeof order, &ord));
+  REQUIRE_OK(ptyc_buf_alloc(be, sizeof object, &obj));
+  REQUIRE_OK(ptyc_buf_alloc(be, sizeof want, &probes));
+  REQUIRE_OK(ptyc_buf_alloc(be, sizeof want, &psi));
+  REQUIRE_OK(ptyc_buf_upload(be, pos, 0, positions, sizeof positions));
+  REQUIRE_OK(ptyc_buf_upload(be, ord, 0, order, sizeof order));
+  REQUIRE_OK(ptyc_buf_upload(be, obj, 0, object, sizeof object));
+  REQUIRE_OK(ptyc_buf_upload(be, probes, 0, input, sizeof(ptyc_c32) * M * M * PLANNED));
+  ptyc_scan scan = {M, 1, W, W, pos, ord, N};
+  const int first = 1, n = PLANNED - 2;
+  EXPECT_OK(ptyc_op_exit_waves(be, &scan, first, n, obj, probes, psi));
+  EXPECT_OK(ptyc_fft_exec_count(be, plan, psi, n, 0));
+  REQUIRE_OK(ptyc_buf_download(be, want, psi, 0, sizeof want));
+  REQUIRE_OK(ptyc_buf_zero(be, psi, 0, sizeof want));
+  EXPECT_OK(ptyc_fft_exit_waves(be, plan, &scan, first, n, obj, probes, psi));
+  REQUIRE_OK(ptyc_buf_download(be, got, psi, 0, sizeof got));
+  EXPECT(memcmp(want, got, sizeof(ptyc_c32) * M * M * n) == 0);
+  EXPECT_STATUS(ptyc_fft_exit_waves(be, plan, &scan, 0, PLANNED + 1, obj, probes, psi), PTYC_E_ARG);
+  EXPECT_STATUS(ptyc_fft_exit_waves(be, NULL, &scan, first, n, obj, probes, psi), PTYC_E_ARG);
+  ptyc_scan other = scan;
+  other.m = M / 2;
+  EXPECT_STATUS(ptyc_fft_exit_waves(be, plan, &other, first, n, obj, probes, psi), PTYC_E_ARG);
+  ptyc_buf *bufs[] = {&pos, &ord, &obj, &probes, &psi};
+  for (int i = 0; i < 5; i++) ptyc_buf_free(be, bufs[i]);
 }
 
 int main(void) {
@@ -62,6 +101,7 @@ int main(void) {
   EXPECT_STATUS(ptyc_fft_exec_count(cpu, plan, small, -1, 0), PTYC_E_ARG);
   EXPECT_STATUS(ptyc_fft_exec_count(cpu, plan, small, 2, 0), PTYC_E_ARG); /* too small */
   ptyc_buf_free(cpu, &small);
+  check_exit_waves(cpu, plan, input);
 
   /* CUDA against the CPU, every count: float transforms of 16 x 16 agree to about
    * 1e-7 relative; 1e-5 leaves room for other FFT algorithms. */

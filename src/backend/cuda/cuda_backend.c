@@ -464,6 +464,23 @@ static ptyc_status cuda_fft_exec_count(void *vctx, void *plan, ptyc_c32 *data, i
   return PTYC_OK;
 }
 
+/* The exit waves' transforms: fused on the one-pass kernel, else exit_waves then the
+ * plan's transforms. */
+static ptyc_status cuda_fft_exit_waves(void *vctx, void *plan, const ptyc_scan *scan, int first,
+                                       int n, const ptyc_c32 *object, const ptyc_c32 *probes,
+                                       ptyc_c32 *psi) {
+  pt_cuda_ctx *ctx = vctx;
+  cuda_fft *p = plan;
+  PT_CUDA(cudaSetDevice(ctx->device));
+  if (p->fft256) {
+    PT_LAUNCH(ctx, pt_cuda_launch_fft256_exit_waves(pt_cuda_make_batch(scan, first, n), object,
+                                                    probes, psi, ctx->stream));
+    return PTYC_OK;
+  }
+  PT_TRY(pt_cuda_exit_waves(vctx, scan, first, n, object, probes, psi));
+  return cuda_fft_exec_count(vctx, plan, psi, n * scan->n_modes, 0);
+}
+
 static void cuda_fft_free(void *vctx, void *plan) {
   pt_cuda_ctx *ctx = vctx;
   cuda_fft *p = plan;
@@ -549,6 +566,7 @@ static const pt_backend_vtable cuda_vtable = {
     .fft_plan = cuda_fft_plan,
     .fft_exec = cuda_fft_exec,
     .fft_exec_count = cuda_fft_exec_count,
+    .fft_exit_waves = cuda_fft_exit_waves,
     .fft_free = cuda_fft_free,
     .scale = pt_cuda_scale,
     .norm2 = pt_cuda_norm2,

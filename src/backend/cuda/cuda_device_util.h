@@ -147,14 +147,25 @@ static inline cudaError_t pt_launch_finish_entry_sums(const double *part, int bp
  * *max_bits, which must start at 0: every candidate is >= 0, and such floats order like
  * their bits read as unsigned integers, so an integer atomicMax gives the exact max.
  * Each block reduces first and adds one atomic (one per warp, 64 Ki of them on one
- * address, took 30 us per call on the H100). */
-#define PT_MAX_BLOCKS 512
+ * address, took 30 us per call on the H100). Each thread keeps four loads in flight:
+ * with one, and 512 blocks, the object's 3.2 M values (medium preset) took 12 us. */
+#define PT_MAX_BLOCKS 2048
 static __global__ void pt_max_positive_kernel(const float *__restrict__ x, size_t count,
                                               unsigned *__restrict__ max_bits) {
   __shared__ float warp_max[32];
   float mx = 0.f;
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count;
-       i += (size_t)gridDim.x * blockDim.x) {
+  const size_t stride = (size_t)gridDim.x * blockDim.x;
+  size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+  for (; i + 3 * stride < count; i += 4 * stride) {
+    const float a = __ldg(x + i), b = __ldg(x + i + stride), c = __ldg(x + i + 2 * stride),
+                d = __ldg(x + i + 3 * stride);
+    /* comparisons, not fmaxf: a NaN must lose, as on the CPU */
+    if (a > mx) mx = a;
+    if (b > mx) mx = b;
+    if (c > mx) mx = c;
+    if (d > mx) mx = d;
+  }
+  for (; i < count; i += stride) {
     float v = __ldg(x + i);
     if (v > mx) mx = v;
   }

@@ -126,6 +126,10 @@ cudaError_t pt_cuda_launch_probe_gradient(pt_cuda_batch batch, const ptyc_c32 *o
 int pt_cuda_fft256_supported(int device);
 /* `count` contiguous 256 x 256 C2C transforms in place, unnormalised as cuFFT's. */
 cudaError_t pt_cuda_launch_fft256(ptyc_c32 *data, int count, int inverse, cudaStream_t stream);
+/* psi[b][k] = F{probes[b][k] O_b} (forward) for the batch's entries, 256 x 256. */
+cudaError_t pt_cuda_launch_fft256_exit_waves(pt_cuda_batch batch, const ptyc_c32 *object,
+                                             const ptyc_c32 *probes, ptyc_c32 *psi,
+                                             cudaStream_t stream);
 
 /* ---- sub-pixel shifts by interpolation (kernels_interp.cu) ----------------------- */
 

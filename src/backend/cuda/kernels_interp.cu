@@ -46,15 +46,28 @@ __device__ __forceinline__ void tile_corner(int m, int t, int *y0, int *x0) {
   *x0 = (t % tiles_x) * TILE;
 }
 
-/* ---- the weights: one thread per (entry, axis) solves the filter's normal equations
- * (interp_math.h) into weights[b][0..T) (along y) and [T..2T) (along x). */
+/* ---- the weights: WEIGHT_ITEMS (entry, axis) pairs per block, a thread per tap: each
+ * solves its entry of b(f), then its row of G^-1 b (interp_math.h), into weights[b][0..T)
+ * (along y) and [T..2T) (along x). (One thread per pair, solving all T taps in turn, took
+ * 8.5 us per launch for 96 entries on the H100: a chain of double sines.) */
+#define WEIGHT_ITEMS 16
+static_assert(PT_INTERP_TAPS <= 16, "a thread per tap, 16 threads per (entry, axis)");
 
 __global__ void interp_weights_kernel(pt_cuda_batch batch, const pt_interp_design design,
                                       float *__restrict__ weights) {
-  int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= 2 * batch.n) return;
-  pt_patch p = batch_patch(batch, i >> 1);
-  pt_interp_weights(&design, (i & 1) ? p.fx : p.fy, weights + (size_t)i * PT_INTERP_TAPS, NULL);
+  __shared__ double rhs[WEIGHT_ITEMS][PT_INTERP_TAPS];
+  const int tap = threadIdx.x, item = blockIdx.x * WEIGHT_ITEMS + threadIdx.y;
+  const bool active = tap < PT_INTERP_TAPS && item < 2 * batch.n;
+  double f = 0.0;
+  if (active) {
+    const pt_patch p = batch_patch(batch, item >> 1);
+    f = (item & 1) ? p.fx : p.fy;
+    rhs[threadIdx.y][tap] = pt_interp_rhs(f, tap);
+  }
+  __syncthreads();
+  if (active)
+    weights[(size_t)item * PT_INTERP_TAPS + tap] =
+        (float)pt_interp_weight_from_row(f, tap, pt_interp_row(&design, rhs[threadIdx.y], tap));
 }
 
 /* The inverse Gram matrix is the same for every launch: made on the host (a few
@@ -63,8 +76,8 @@ static cudaError_t launch_weights(const pt_cuda_batch &batch, float *weights,
                                   cudaStream_t stream) {
   pt_interp_design design;
   pt_interp_design_make(&design);
-  interp_weights_kernel<<<pt_blocks(2 * (size_t)batch.n, 64), 64, 0, stream>>>(batch, design,
-                                                                                weights);
+  const unsigned blocks = (unsigned)((2 * (size_t)batch.n + WEIGHT_ITEMS - 1) / WEIGHT_ITEMS);
+  interp_weights_kernel<<<blocks, dim3(16, WEIGHT_ITEMS), 0, stream>>>(batch, design, weights);
   return cudaGetLastError();
 }
 
@@ -144,7 +157,11 @@ __device__ __forceinline__ void stage_offsets(int m, int first_y, int first_x,
     }
 }
 
-/* One block per (tile, entry): the entry's weights and object pixels serve all K modes. */
+/* One block per (tile, entry): the entry's weights and object pixels serve all K modes.
+ * (Copying the modes' tiles by cp.async into two buffers, mode k + 1's while mode k is
+ * filtered, as the adjoint does, was measured and dropped: 0.208 -> 0.275 ms per batch
+ * on the H100. The probe's tiles come from L2, and the two buffers' 41 KiB and the
+ * spills it brought cost more than the latency they hid.) */
 __global__ void __launch_bounds__(TILE * TILE_ROWS, MIN_BLOCKS_PER_SM)
     interp_shift_kernel(pt_cuda_batch batch, const float *__restrict__ weights,
                         const ptyc_c32 *__restrict__ probe,
