@@ -101,14 +101,17 @@ __device__ __forceinline__ void load_weights(const float *__restrict__ weights, 
  * Each thread makes 4 consecutive outputs along the filtered axis from the 4 + REACH
  * inputs they share, kept in registers: a quarter of the shared-memory reads of one
  * output per thread. In the row pass the lanes of a warp take consecutive rows (the
- * odd row stride SPAN spreads them over all banks) and the warps the 4-pixel groups
- * of x; `mid`'s padding keeps its column-wise writes off a single bank. */
+ * odd row stride SPAN spreads them over all banks) of a 4-pixel group of x; `mid`'s
+ * padding keeps its column-wise writes off a single bank. */
 template <bool ADJOINT>
 __device__ __forceinline__ void filter_tile(const float2 (*in)[SPAN], float2 (*mid)[TILE + 1],
                                             const float *w, float2 out[4]) {
   const float *wy = w, *wx = w + PT_INTERP_TAPS;
-  const int lane = threadIdx.x, x0 = 4 * threadIdx.y; /* blockDim.x == 32 */
-  for (int r = lane; r < SPAN; r += 32) {
+  const int lane = threadIdx.x, x_out = 4 * threadIdx.y; /* blockDim.x == 32 */
+  /* the row pass's SPAN x (TILE / 4) tasks (row, 4-pixel group) spread over all threads:
+   * with a warp per group, the second round of rows kept only 11 of 32 lanes busy */
+  for (int task = threadIdx.y * 32 + lane; task < SPAN * (TILE / 4); task += TILE * TILE_ROWS) {
+    const int r = task % SPAN, x0 = 4 * (task / SPAN);
     float2 v[4 + REACH];
 #pragma unroll
     for (int q = 0; q < 4 + REACH; q++) v[q] = in[r][x0 + q];
@@ -127,7 +130,7 @@ __device__ __forceinline__ void filter_tile(const float2 (*in)[SPAN], float2 (*m
   __syncthreads();
   float2 v[4 + REACH];
 #pragma unroll
-  for (int q = 0; q < 4 + REACH; q++) v[q] = mid[x0 + q][lane];
+  for (int q = 0; q < 4 + REACH; q++) v[q] = mid[x_out + q][lane];
 #pragma unroll
   for (int j = 0; j < 4; j++) {
     float2 s = make_float2(0.f, 0.f);
