@@ -139,8 +139,13 @@ struct fft256_io {
  * images on the H100. Copying the rows by cp.async instead of through registers made no
  * difference at 3 blocks (0.185 vs 0.184 ms); at 2 it gave 0.194. */
 template <bool INVERSE, bool EXIT>
-__global__ void __cluster_dims__(FFT_CLUSTER, 1, 1) __launch_bounds__(FFT_THREADS, 3)
+__global__ void __launch_bounds__(FFT_THREADS, 3)
     fft256_kernel(fft256_io io) {
+  /* Clusters exist from sm_90 on; the build's other architectures get a stub that
+   * pt_cuda_fft256_supported keeps from ever being launched. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  __trap();
+#else
   extern __shared__ float4 fft256_smem_raw[];
   fft256_smem &s = *reinterpret_cast<fft256_smem *>(fft256_smem_raw);
   cg::cluster_group cluster = cg::this_cluster();
@@ -198,6 +203,7 @@ __global__ void __cluster_dims__(FFT_CLUSTER, 1, 1) __launch_bounds__(FFT_THREAD
   }
   /* 5 */
   cluster.sync();
+#endif
 }
 
 extern "C" int pt_cuda_fft256_supported(int device) {
@@ -217,8 +223,20 @@ static cudaError_t launch(const fft256_io &io, int count, cudaStream_t stream) {
   cudaError_t err = cudaFuncSetAttribute(fft256_kernel<INVERSE, EXIT>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
-  fft256_kernel<INVERSE, EXIT><<<(unsigned)count * FFT_CLUSTER, FFT_THREADS, smem, stream>>>(io);
-  return cudaGetLastError();
+  /* the cluster's shape at launch: __cluster_dims__ would not compile for sm_80 */
+  cudaLaunchAttribute cluster;
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = FFT_CLUSTER;
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3((unsigned)count * FFT_CLUSTER);
+  config.blockDim = dim3(FFT_THREADS);
+  config.dynamicSmemBytes = (size_t)smem;
+  config.stream = stream;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, fft256_kernel<INVERSE, EXIT>, io);
 }
 
 extern "C" cudaError_t pt_cuda_launch_fft256(ptyc_c32 *data, int count, int inverse,
