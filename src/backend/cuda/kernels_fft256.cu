@@ -206,13 +206,19 @@ __global__ void __launch_bounds__(FFT_THREADS, 3)
 #endif
 }
 
+/* A Hopper or later device, and code for it built from sm_90 or later: a build for older
+ * architectures only runs on it by JIT from their PTX, which holds the stub. */
 extern "C" int pt_cuda_fft256_supported(int device) {
-  int major = 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  return major >= 9;
+  int major = 0, current = -1;
+  cudaFuncAttributes attributes;
+  int ok = cudaGetDevice(&current) == cudaSuccess && cudaSetDevice(device) == cudaSuccess &&
+           cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) ==
+               cudaSuccess &&
+           cudaFuncGetAttributes(&attributes, fft256_kernel<false, false>) == cudaSuccess &&
+           major >= 9 && attributes.ptxVersion >= 90;
+  if (current >= 0) (void)cudaSetDevice(current);
+  (void)cudaGetLastError();
+  return ok;
 }
 
 template <bool INVERSE, bool EXIT>
