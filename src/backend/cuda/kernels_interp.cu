@@ -103,6 +103,24 @@ __device__ __forceinline__ void load_weights(const float *__restrict__ weights, 
  * output per thread. In the row pass the lanes of a warp take consecutive rows (the
  * odd row stride SPAN spreads them over all banks) of a 4-pixel group of x; `mid`'s
  * padding keeps its column-wise writes off a single bank. */
+/* Four consecutive outputs of the filter along one axis from the 4 + REACH inputs they
+ * share (weights w[0..T) of that axis). */
+template <bool ADJOINT>
+__device__ __forceinline__ void filter_four(const float2 (&v)[4 + REACH], const float *w,
+                                            float2 out[4]) {
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    float2 s = make_float2(0.f, 0.f);
+#pragma unroll
+    for (int i = 0; i < PT_INTERP_TAPS; i++) {
+      float2 u = v[ADJOINT ? j + i : j + REACH - i];
+      s.x += w[i] * u.x;
+      s.y += w[i] * u.y;
+    }
+    out[j] = s;
+  }
+}
+
 template <bool ADJOINT>
 __device__ __forceinline__ void filter_tile(const float2 (*in)[SPAN], float2 (*mid)[TILE + 1],
                                             const float *w, float2 out[4]) {
@@ -112,36 +130,18 @@ __device__ __forceinline__ void filter_tile(const float2 (*in)[SPAN], float2 (*m
    * with a warp per group, the second round of rows kept only 11 of 32 lanes busy */
   for (int task = threadIdx.y * 32 + lane; task < SPAN * (TILE / 4); task += TILE * TILE_ROWS) {
     const int r = task % SPAN, x0 = 4 * (task / SPAN);
-    float2 v[4 + REACH];
+    float2 v[4 + REACH], row[4];
 #pragma unroll
     for (int q = 0; q < 4 + REACH; q++) v[q] = in[r][x0 + q];
+    filter_four<ADJOINT>(v, wx, row);
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-      float2 s = make_float2(0.f, 0.f);
-#pragma unroll
-      for (int i = 0; i < PT_INTERP_TAPS; i++) {
-        float2 u = v[ADJOINT ? j + i : j + REACH - i];
-        s.x += wx[i] * u.x;
-        s.y += wx[i] * u.y;
-      }
-      mid[r][x0 + j] = s;
-    }
+    for (int j = 0; j < 4; j++) mid[r][x0 + j] = row[j];
   }
   __syncthreads();
   float2 v[4 + REACH];
 #pragma unroll
   for (int q = 0; q < 4 + REACH; q++) v[q] = mid[x_out + q][lane];
-#pragma unroll
-  for (int j = 0; j < 4; j++) {
-    float2 s = make_float2(0.f, 0.f);
-#pragma unroll
-    for (int i = 0; i < PT_INTERP_TAPS; i++) {
-      float2 u = v[ADJOINT ? j + i : j + REACH - i];
-      s.x += wy[i] * u.x;
-      s.y += wy[i] * u.y;
-    }
-    out[j] = s;
-  }
+  filter_four<ADJOINT>(v, wy, out);
 }
 
 /* ---- interp_shift: probes[b][k] = S_b probe[k]; psi[b][k] = probes[b][k] O_b ---------------- */
