@@ -122,7 +122,8 @@ cudaError_t pt_cuda_launch_probe_gradient(pt_cuda_batch batch, const ptyc_c32 *o
 
 /* ---- 256 x 256 FFTs in one pass (kernels_fft256.cu) ------------------------------ */
 
-/* Whether `device` runs pt_cuda_launch_fft256 (thread-block clusters: Hopper on). */
+/* Whether `device` runs pt_cuda_launch_fft256 (thread-block clusters: Hopper on); a
+ * true answer also readies the kernels' shared memory there, so ask before launching. */
 int pt_cuda_fft256_supported(int device);
 /* `count` contiguous 256 x 256 C2C transforms in place, unnormalised as cuFFT's. */
 cudaError_t pt_cuda_launch_fft256(ptyc_c32 *data, int count, int inverse, cudaStream_t stream);

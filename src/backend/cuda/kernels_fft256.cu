@@ -206,8 +206,17 @@ __global__ void __launch_bounds__(FFT_THREADS, 3)
 #endif
 }
 
-/* A Hopper or later device, and code for it built from sm_90 or later: a build for older
- * architectures only runs on it by JIT from their PTX, which holds the stub. */
+template <bool INVERSE, bool EXIT>
+static cudaError_t allow_shared_memory() {
+  return cudaFuncSetAttribute(fft256_kernel<INVERSE, EXIT>,
+                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              (int)sizeof(fft256_smem));
+}
+
+/* A Hopper or later device, and code for it built from sm_90 or later (a build for older
+ * architectures only runs on it by JIT from their PTX, which holds the stub). Once per
+ * plan rather than per launch, it also lets the kernels have more than the 48 KiB of
+ * shared memory a block gets without asking. */
 extern "C" int pt_cuda_fft256_supported(int device) {
   int major = 0, current = -1;
   cudaFuncAttributes attributes;
@@ -215,7 +224,10 @@ extern "C" int pt_cuda_fft256_supported(int device) {
            cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) ==
                cudaSuccess &&
            cudaFuncGetAttributes(&attributes, fft256_kernel<false, false>) == cudaSuccess &&
-           major >= 9 && attributes.ptxVersion >= 90;
+           major >= 9 && attributes.ptxVersion >= 90 &&
+           allow_shared_memory<false, false>() == cudaSuccess &&
+           allow_shared_memory<true, false>() == cudaSuccess &&
+           allow_shared_memory<false, true>() == cudaSuccess;
   if (current >= 0) (void)cudaSetDevice(current);
   (void)cudaGetLastError();
   return ok;
@@ -224,11 +236,6 @@ extern "C" int pt_cuda_fft256_supported(int device) {
 template <bool INVERSE, bool EXIT>
 static cudaError_t launch(const fft256_io &io, int count, cudaStream_t stream) {
   if (count <= 0) return cudaSuccess;
-  /* more than the 48 KiB a block gets without asking */
-  const int smem = (int)sizeof(fft256_smem);
-  cudaError_t err = cudaFuncSetAttribute(fft256_kernel<INVERSE, EXIT>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  if (err != cudaSuccess) return err;
   /* the cluster's shape at launch: __cluster_dims__ would not compile for sm_80 */
   cudaLaunchAttribute cluster;
   cluster.id = cudaLaunchAttributeClusterDimension;
@@ -238,7 +245,7 @@ static cudaError_t launch(const fft256_io &io, int count, cudaStream_t stream) {
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3((unsigned)count * FFT_CLUSTER);
   config.blockDim = dim3(FFT_THREADS);
-  config.dynamicSmemBytes = (size_t)smem;
+  config.dynamicSmemBytes = sizeof(fft256_smem);
   config.stream = stream;
   config.attrs = &cluster;
   config.numAttrs = 1;
